@@ -1,0 +1,40 @@
+# Taskwire: `make run` starts everything locally, `make test` runs the whole suite.
+# Both create the virtualenv and install the pinned dependencies first, so either is enough on
+# a fresh machine with Python 3.11.
+
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+
+.PHONY: run test lint format schema bench clean
+
+$(INSTALLED): requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+run: $(INSTALLED)
+	$(PY) -m local.run
+
+test: $(INSTALLED)
+	$(PY) -m pytest
+
+lint: $(INSTALLED)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(INSTALLED)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+# Regenerate the committed OpenAPI schema after changing the API (a test checks they agree).
+schema: $(INSTALLED)
+	DEBUG=true $(PY) manage.py spectacular --urlconf local.urls --validate --fail-on-warn --file docs/openapi.yaml
+
+# `make bench NAME=cold_start`
+bench: $(INSTALLED)
+	$(PY) -m bench $(NAME)
+
+clean:
+	rm -rf $(VENV) var

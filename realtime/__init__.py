@@ -1,0 +1,1 @@
+"""The realtime service: Django Channels serving /ws/notifications/ (the realtime issue)."""

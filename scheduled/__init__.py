@@ -1,0 +1,1 @@
+"""The scheduled jobs: the Celery app, the Beat schedule and the jobs (built in the jobs issue)."""
