@@ -1,0 +1,1 @@
+"""The shared Django core of Taskwire: settings, models, services, selectors and API glue."""

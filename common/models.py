@@ -1,0 +1,111 @@
+"""The domain: projects, their tasks, task comments and daily summary reports.
+
+The only models in the codebase. They hold data and constraints, no behaviour: every write goes
+through common.services, every read through common.selectors.
+"""
+
+from django.conf import settings
+from django.db import models
+
+
+class Project(models.Model):
+    name = models.CharField(max_length=255)
+    description = models.TextField(blank=True, default="")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="projects",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Task(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        IN_PROGRESS = "in_progress", "In Progress"
+        COMPLETED = "completed", "Completed"
+
+    project = models.ForeignKey(Project, related_name="tasks", on_delete=models.CASCADE)
+    title = models.CharField(max_length=255)
+    description = models.TextField(blank=True, default="")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="assigned_tasks",
+    )
+    due_date = models.DateTimeField()
+    # Kept by comment_create in the comment's transaction, so lists need no join or subquery.
+    comment_count = models.PositiveIntegerField(default=0, editable=False)
+    reminder_sent_at = models.DateTimeField(null=True, blank=True, editable=False)
+    completed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["due_date"], name="task_due_date_idx")]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Comment(models.Model):
+    task = models.ForeignKey(Task, related_name="comments", on_delete=models.CASCADE)
+    author = models.CharField(max_length=255)
+    content = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["task", "created_at", "id"], name="comment_task_order_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.author} on task {self.task_id}"
+
+
+class SummaryReport(models.Model):
+    """A project's daily summary: task counts as of `generated_at`, and how its email went."""
+
+    class EmailStatus(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+        SKIPPED = "skipped", "Skipped"
+        FAILED = "failed", "Failed"
+
+    project = models.ForeignKey(Project, related_name="summaries", on_delete=models.CASCADE)
+    date = models.DateField()
+    generated_at = models.DateTimeField()
+    total = models.PositiveIntegerField(default=0)
+    pending = models.PositiveIntegerField(default=0)
+    in_progress = models.PositiveIntegerField(default=0)
+    completed = models.PositiveIntegerField(default=0)
+    overdue = models.PositiveIntegerField(default=0)
+    due_next_24h = models.PositiveIntegerField(default=0)
+    completed_last_24h = models.PositiveIntegerField(default=0)
+    created_last_24h = models.PositiveIntegerField(default=0)
+    comments_last_24h = models.PositiveIntegerField(default=0)
+    emailed_to = models.EmailField(null=True, blank=True)  # noqa: DJ001 (the contract says null)
+    email_status = models.CharField(
+        max_length=16, choices=EmailStatus.choices, default=EmailStatus.PENDING
+    )
+
+    class Meta:
+        ordering = ["-date", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "date"], name="summary_unique_project_date")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project_id} {self.date}"
