@@ -1,0 +1,60 @@
+"""Query-string filters for the project and task lists. An invalid value answers 400."""
+
+import django_filters
+from django.contrib.auth import get_user_model
+from django.db.models import Q, QuerySet
+
+from common.models import Project, Task
+
+
+class OrderingFilter(django_filters.OrderingFilter):
+    """Ordering with `id` as the tie-breaker, so pages never overlap or skip rows."""
+
+    def filter(self, qs: QuerySet, value: list[str] | None) -> QuerySet:
+        qs = super().filter(qs, value)
+        if value and not any(field.lstrip("-") == "id" for field in value):
+            qs = qs.order_by(*qs.query.order_by, "id")
+        return qs
+
+
+def _search(fields: tuple[str, ...]):
+    def search(queryset: QuerySet, name: str, value: str) -> QuerySet:
+        query = Q()
+        for field in fields:
+            query |= Q(**{f"{field}__icontains": value})
+        return queryset.filter(query)
+
+    return search
+
+
+class ProjectFilter(django_filters.FilterSet):
+    search = django_filters.CharFilter(
+        method=_search(("name", "description")), help_text="Text in name or description."
+    )
+    ordering = OrderingFilter(fields=("id", "name", "created_at", "updated_at"))
+
+    class Meta:
+        model = Project
+        fields = ["search", "ordering"]
+
+
+class TaskFilter(django_filters.FilterSet):
+    project = django_filters.ModelChoiceFilter(queryset=Project.objects.all())
+    status = django_filters.ChoiceFilter(choices=Task.Status.choices)
+    assignee = django_filters.ModelChoiceFilter(
+        queryset=get_user_model().objects.all(), to_field_name="username"
+    )
+    due_before = django_filters.IsoDateTimeFilter(
+        field_name="due_date", lookup_expr="lt", help_text="Due strictly before this time."
+    )
+    due_after = django_filters.IsoDateTimeFilter(
+        field_name="due_date", lookup_expr="gt", help_text="Due strictly after this time."
+    )
+    search = django_filters.CharFilter(
+        method=_search(("title", "description")), help_text="Text in title or description."
+    )
+    ordering = OrderingFilter(fields=("id", "due_date", "created_at", "updated_at", "status"))
+
+    class Meta:
+        model = Task
+        fields = ["project", "status", "assignee", "due_before", "due_after", "search", "ordering"]

@@ -1,0 +1,103 @@
+"""The JSON representations of the domain, shared by the HTTP functions and the realtime events.
+
+One serializer per resource, so an event's `data` is always what the matching GET returns.
+"""
+
+from datetime import UTC
+
+from django.contrib.auth import get_user_model
+from django.db import models
+from rest_framework import serializers
+
+from common.models import Comment, Project, SummaryReport, Task
+
+
+class UTCDateTimeField(serializers.DateTimeField):
+    """Reads naive input in TIME_ZONE (DRF's default) and always writes RFC 3339 UTC with `Z`."""
+
+    def to_representation(self, value):
+        if not value:
+            return None
+        return value.astimezone(UTC).isoformat().removesuffix("+00:00") + "Z"
+
+
+class CallerUsername:
+    """A field default: the username of the authenticated caller."""
+
+    requires_context = True
+
+    def __call__(self, serializer_field) -> str:
+        return serializer_field.context["request"].user.get_username()
+
+
+class ModelSerializer(serializers.ModelSerializer):
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.DateTimeField: UTCDateTimeField,
+    }
+
+
+class ProjectSerializer(ModelSerializer):
+    owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Project
+        fields = ["id", "name", "description", "owner", "created_at", "updated_at"]
+
+
+class TaskSerializer(ModelSerializer):
+    assignee = serializers.SlugRelatedField(
+        slug_field="username",
+        queryset=get_user_model().objects.all(),
+        allow_null=True,
+        required=False,
+    )
+
+    class Meta:
+        model = Task
+        fields = [
+            "id",
+            "project",
+            "title",
+            "description",
+            "status",
+            "assignee",
+            "due_date",
+            "comment_count",
+            "reminder_sent_at",
+            "completed_at",
+            "created_at",
+            "updated_at",
+        ]
+
+
+class CommentSerializer(ModelSerializer):
+    author = serializers.CharField(max_length=255, default=CallerUsername())
+
+    class Meta:
+        model = Comment
+        fields = ["id", "task", "author", "content", "created_at"]
+        read_only_fields = ["task"]
+
+
+class SummaryReportSerializer(ModelSerializer):
+    class Meta:
+        model = SummaryReport
+        fields = [
+            "id",
+            "project",
+            "date",
+            "generated_at",
+            "total",
+            "pending",
+            "in_progress",
+            "completed",
+            "overdue",
+            "due_next_24h",
+            "completed_last_24h",
+            "created_last_24h",
+            "comments_last_24h",
+            "emailed_to",
+            "email_status",
+        ]
+        read_only_fields = fields

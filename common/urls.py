@@ -1,0 +1,14 @@
+"""Routes every function serves besides its own: liveness and readiness."""
+
+from django.urls import path
+
+from common import health
+
+urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+]
+
+handler400 = "common.errors.bad_request"
+handler404 = "common.errors.not_found"
+handler500 = "common.errors.server_error"
