@@ -1,0 +1,1 @@
+"""The HTTP functions: one self-contained ASGI handler per resource, sharing common/."""

@@ -1,0 +1,1 @@
+"""The auth function: JWT tokens (/auth/token/, /auth/token/refresh/) and /auth/me/."""

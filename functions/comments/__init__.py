@@ -1,0 +1,1 @@
+"""The comments function: /tasks/{id}/comments/."""

@@ -1,0 +1,1 @@
+"""The projects function: /projects/ and a project's summary reports."""

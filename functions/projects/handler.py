@@ -1,0 +1,12 @@
+"""The projects function: /projects/, /projects/{id}/, /projects/{id}/summaries/.
+
+Container: `uvicorn functions.projects.handler:application`
+AWS Lambda: `functions.projects.handler.handler`
+"""
+
+from mangum import Mangum
+
+from common.asgi import function_application
+
+application = function_application("functions.projects.urls")
+handler = Mangum(application, lifespan="off")

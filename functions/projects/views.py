@@ -1,0 +1,48 @@
+"""Projects over HTTP: validate, make one service call, answer."""
+
+from django.shortcuts import get_object_or_404
+from rest_framework import generics
+
+from common import selectors, services
+from common.filters import ProjectFilter
+from common.models import SummaryReport
+from common.serializers import ProjectSerializer, SummaryReportSerializer
+
+
+class ProjectList(generics.ListCreateAPIView):
+    serializer_class = ProjectSerializer
+    filterset_class = ProjectFilter
+
+    def get_queryset(self):
+        return selectors.project_list()
+
+    def perform_create(self, serializer):
+        serializer.instance = services.project_create(
+            actor=self.request.user, **serializer.validated_data
+        )
+
+
+class ProjectDetail(generics.RetrieveUpdateDestroyAPIView):
+    serializer_class = ProjectSerializer
+
+    def get_queryset(self):
+        return selectors.project_list()
+
+    def perform_update(self, serializer):
+        serializer.instance = services.project_update(
+            project=serializer.instance, **serializer.validated_data
+        )
+
+    def perform_destroy(self, instance):
+        services.project_delete(project=instance)
+
+
+class ProjectSummaryList(generics.ListAPIView):
+    """A project's daily summary reports, newest first."""
+
+    serializer_class = SummaryReportSerializer
+    queryset = SummaryReport.objects.none()  # names the model for the schema; rows: get_queryset
+
+    def get_queryset(self):
+        project = get_object_or_404(selectors.project_list(), pk=self.kwargs["pk"])
+        return selectors.summary_list(project=project)

@@ -1,0 +1,1 @@
+"""The tasks function: /tasks/ and /tasks/{id}/."""

@@ -1,0 +1,33 @@
+"""Tasks over HTTP: validate, make one service call, answer."""
+
+from rest_framework import generics
+
+from common import selectors, services
+from common.filters import TaskFilter
+from common.serializers import TaskSerializer
+
+
+class TaskList(generics.ListCreateAPIView):
+    serializer_class = TaskSerializer
+    filterset_class = TaskFilter
+
+    def get_queryset(self):
+        return selectors.task_list()
+
+    def perform_create(self, serializer):
+        serializer.instance = services.task_create(**serializer.validated_data)
+
+
+class TaskDetail(generics.RetrieveUpdateDestroyAPIView):
+    serializer_class = TaskSerializer
+
+    def get_queryset(self):
+        return selectors.task_list()
+
+    def perform_update(self, serializer):
+        serializer.instance = services.task_update(
+            task=serializer.instance, **serializer.validated_data
+        )
+
+    def perform_destroy(self, instance):
+        services.task_delete(task=instance)
