@@ -1,0 +1,1 @@
+"""The container emulation: the gateway that routes paths to the functions, and the local run."""

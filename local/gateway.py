@@ -1,0 +1,48 @@
+"""The local gateway: one ASGI app that hands each request to the function owning its path."""
+
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from local.routes import route
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict]]
+Send = Callable[[dict], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class Gateway:
+    """Routes by local.routes; a path no function owns answers 404 like the functions do."""
+
+    def __init__(self, apps: Mapping[str, ASGIApp]) -> None:
+        self.apps = dict(apps)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        app = self.apps.get(route(scope["path"]) or "")
+        if app is not None:
+            await app(scope, receive, send)
+        elif scope["type"] == "http":
+            await _not_found(send)
+        else:  # a websocket nobody serves: refuse the handshake
+            await send({"type": "websocket.close", "code": 1000})
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def _not_found(send: Send) -> None:
+    body = json.dumps({"detail": "Not found."}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 404, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

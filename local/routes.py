@@ -1,0 +1,25 @@
+"""The route table: which function answers which path. The compose gateway routes the same way.
+
+First match wins, so the comments route stands before the tasks route it nests under.
+"""
+
+import re
+
+ROUTES: tuple[tuple[str, str], ...] = (
+    (r"^/tasks/[^/]+/comments/", "comments"),
+    (r"^/tasks/", "tasks"),
+    (r"^/projects/", "projects"),
+    (r"^/auth/", "auth"),
+    (r"^/(healthz|readyz)$", "auth"),
+    (r"^/(docs|schema|static)/", "docs"),  # local runs only
+)
+
+_COMPILED = tuple((re.compile(pattern), target) for pattern, target in ROUTES)
+
+
+def route(path: str) -> str | None:
+    """The name of the function that serves `path`, or None."""
+    for pattern, target in _COMPILED:
+        if pattern.match(path):
+            return target
+    return None

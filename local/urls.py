@@ -1,0 +1,27 @@
+"""Every function's API in one urlconf plus the interactive docs (local runs only)."""
+
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from functions.auth.urls import urlpatterns as auth_urls
+from functions.comments.urls import urlpatterns as comments_urls
+from functions.projects.urls import urlpatterns as projects_urls
+from functions.tasks.urls import urlpatterns as tasks_urls
+
+
+def _api_routes(patterns: list) -> list:
+    """A function's own routes, without the health routes every function includes."""
+    return [pattern for pattern in patterns if getattr(pattern, "name", None)]
+
+
+urlpatterns = [
+    *_api_routes(projects_urls),
+    *_api_routes(tasks_urls),
+    *_api_routes(comments_urls),
+    *_api_routes(auth_urls),
+    path("schema/", SpectacularAPIView.as_view(urlconf="local.urls"), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+]
+
+handler404 = "common.errors.not_found"
+handler500 = "common.errors.server_error"
