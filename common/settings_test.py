@@ -8,6 +8,8 @@ import os
 
 os.environ.setdefault("SECRET_KEY", "test-only-signing-key-not-a-secret-anywhere")
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
+# Requests served on other threads (ASGI, Lambda tests) must not hold connections past the test.
+os.environ.setdefault("DB_CONN_MAX_AGE", "0")
 
 from common.settings import *  # noqa: F403
 from common.settings import DOCS_APPS, INSTALLED_APPS

@@ -1,0 +1,111 @@
+"""Each function's Lambda handler, driven by API Gateway v2, v1 and ALB events.
+
+Each answers its own paths and /healthz, and 404 for every other function's paths.
+"""
+
+import importlib
+import json
+
+import pytest
+from rest_framework_simplejwt.tokens import AccessToken
+
+from common.models import Project
+from common.tests.factories import TaskFactory, UserFactory
+from functions.tests.events import EVENT_KINDS
+
+OWN_LIST = {
+    "projects": "/projects/",
+    "tasks": "/tasks/",
+    "comments": "/tasks/{task}/comments/",
+    "auth": "/auth/me/",
+}
+
+# What each own list holds once one task (in one project) exists, and who /auth/me/ is.
+EXPECTED = {"projects": 1, "tasks": 1, "comments": 0, "auth": "alice"}
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class Context:
+    """The little of a Lambda context that Mangum reads."""
+
+    function_name = "taskwire-test"
+    aws_request_id = "req-1"
+
+
+def call(function: str, event: dict) -> tuple[int, dict]:
+    handler = importlib.import_module(f"functions.{function}.handler").handler
+    answer = handler(event, Context())
+    return answer["statusCode"], json.loads(answer["body"]) if answer["body"] else {}
+
+
+@pytest.fixture
+def bearer():
+    return {"authorization": f"Bearer {AccessToken.for_user(UserFactory(username='alice'))}"}
+
+
+@pytest.mark.parametrize("kind", EVENT_KINDS)
+@pytest.mark.parametrize("function", OWN_LIST)
+def test_a_function_answers_its_own_list_and_health(function, kind, bearer):
+    task = TaskFactory()
+    make = EVENT_KINDS[kind]
+
+    status, body = call(
+        function, make("GET", OWN_LIST[function].format(task=task.id), headers=bearer)
+    )
+    health_status, health = call(function, make("GET", "/healthz"))
+
+    assert status == 200, body
+    assert body.get("count", body.get("username")) == EXPECTED[function]
+    assert (health_status, health) == (200, {"status": "ok"})
+
+
+@pytest.mark.parametrize("kind", EVENT_KINDS)
+@pytest.mark.parametrize("function", OWN_LIST)
+def test_a_function_answers_404_for_the_other_functions_paths(function, kind, bearer):
+    task = TaskFactory()
+    make = EVENT_KINDS[kind]
+
+    for other, path in OWN_LIST.items():
+        if other != function:
+            status, body = call(function, make("GET", path.format(task=task.id), headers=bearer))
+            assert (status, body) == (404, {"detail": "Not found."}), (other, path)
+
+
+@pytest.mark.parametrize("kind", EVENT_KINDS)
+def test_a_write_through_each_event_kind_reads_its_json_body(kind, bearer):
+    make = EVENT_KINDS[kind]
+
+    status, body = call(
+        "projects", make("POST", "/projects/", headers=bearer, body={"name": "Lambda"})
+    )
+
+    assert status == 201, body
+    assert body["name"] == "Lambda" and body["owner"] == "alice"
+    assert Project.objects.get().name == "Lambda"
+
+
+@pytest.mark.parametrize("kind", EVENT_KINDS)
+def test_query_strings_reach_the_filters(kind, bearer):
+    TaskFactory(status="completed")
+    TaskFactory(status="pending")
+
+    status, body = call(
+        "tasks", EVENT_KINDS[kind]("GET", "/tasks/", query="status=completed", headers=bearer)
+    )
+
+    assert status == 200
+    assert [task["status"] for task in body["results"]] == ["completed"]
+
+
+def test_tokens_are_issued_through_the_auth_handler():
+    UserFactory(username="bob")
+
+    status, body = call(
+        "auth",
+        EVENT_KINDS["http_api_v2"](
+            "POST", "/auth/token/", body={"username": "bob", "password": "pass-word-1"}
+        ),
+    )
+
+    assert status == 200 and set(body) == {"access", "refresh"}

@@ -1,0 +1,82 @@
+"""The local gateway: the route table and one process serving every function."""
+
+import httpx
+import pytest
+from asgiref.sync import async_to_sync
+
+from local.routes import route
+
+
+@pytest.mark.parametrize(
+    ("path", "function"),
+    [
+        ("/projects/", "projects"),
+        ("/projects/7/summaries/", "projects"),
+        ("/tasks/", "tasks"),
+        ("/tasks/7/", "tasks"),
+        ("/tasks/7/comments/", "comments"),
+        ("/auth/token/", "auth"),
+        ("/auth/me/", "auth"),
+        ("/healthz", "auth"),
+        ("/docs/", "docs"),
+        ("/schema/", "docs"),
+        ("/elsewhere/", None),
+        ("/projectsx/", None),
+    ],
+)
+def test_each_path_goes_to_the_function_that_owns_it(path, function):
+    assert route(path) == function
+
+
+@pytest.fixture
+def gateway(settings):
+    from local.run import build_gateway
+
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=build_gateway()), base_url="http://testserver"
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_gateway_serves_every_function_on_one_port(gateway, django_user_model):
+    django_user_model.objects.create_user(username="demo", password="demo-pass-1")
+    # async_to_sync runs the views on this thread, so no other thread keeps a connection open.
+    token, project, task, comment, health, missing = async_to_sync(_crud_through)(gateway)
+
+    assert [r.status_code for r in (token, project, task, comment)] == [200, 201, 201, 201]
+    assert comment.json()["author"] == "demo"
+    assert health.json() == {"status": "ok"}
+    assert (missing.status_code, missing.json()) == (404, {"detail": "Not found."})
+
+
+async def _crud_through(gateway: httpx.AsyncClient) -> list[httpx.Response]:
+    async with gateway as client:
+        token = await client.post(
+            "/auth/token/", json={"username": "demo", "password": "demo-pass-1"}
+        )
+        headers = {"Authorization": f"Bearer {token.json()['access']}"}
+        project = await client.post("/projects/", json={"name": "Gateway"}, headers=headers)
+        task = await client.post(
+            "/tasks/",
+            json={
+                "project": project.json()["id"],
+                "title": "t",
+                "due_date": "2030-01-01T00:00:00Z",
+            },
+            headers=headers,
+        )
+        comment = await client.post(
+            f"/tasks/{task.json()['id']}/comments/", json={"content": "c"}, headers=headers
+        )
+        health = await client.get("/healthz")
+        missing = await client.get("/elsewhere/")
+    return [token, project, task, comment, health, missing]
+
+
+async def test_the_gateway_serves_the_docs_and_schema(gateway):
+    async with gateway as client:
+        docs = await client.get("/docs/")
+        schema = await client.get("/schema/")
+
+    assert docs.status_code == 200 and b"swagger" in docs.content.lower()
+    assert schema.status_code == 200 and b"openapi: 3" in schema.content
