@@ -1,8 +1,10 @@
-"""The domain: projects, their tasks, task comments and daily summary reports.
+"""The domain: projects, their tasks, task comments, daily summary reports and the event log.
 
 The only models in the codebase. They hold data and constraints, no behaviour: every write goes
 through common.services, every read through common.selectors.
 """
+
+import uuid
 
 from django.conf import settings
 from django.db import models
@@ -20,6 +22,8 @@ class Project(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # The seq of the project's last event; common.events takes the next one under the row lock.
+    event_seq = models.PositiveBigIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["id"]
@@ -109,3 +113,29 @@ class SummaryReport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.project_id} {self.date}"
+
+
+class Event(models.Model):
+    """One committed change, as clients receive it: the outbox behind /ws/notifications/.
+
+    `project_id` is a plain column, not a foreign key, so a project's events (its
+    `project.deleted` among them) outlive the project for as long as events are kept.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    project_id = models.BigIntegerField()
+    seq = models.PositiveBigIntegerField()
+    type = models.CharField(max_length=32)
+    occurred_at = models.DateTimeField()
+    actor = models.CharField(max_length=150, null=True, blank=True)  # noqa: DJ001 (null: the system)
+    data = models.JSONField()
+
+    class Meta:
+        ordering = ["project_id", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["project_id", "seq"], name="event_unique_project_seq")
+        ]
+        indexes = [models.Index(fields=["occurred_at"], name="event_occurred_at_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.project_id}:{self.seq}"

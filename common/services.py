@@ -1,6 +1,7 @@
 """Writes: every change to projects, tasks and comments goes through one of these functions.
 
-Each runs in one transaction, so a write happens whole or not at all.
+Each runs in one transaction and ends with one `publish`, so a write and its event happen whole
+or not at all. `actor` is the user making the change (None for the system).
 """
 
 from datetime import datetime
@@ -11,30 +12,42 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from common.events import EventType, publish
 from common.models import Comment, Project, Task
+from common.serializers import CommentSerializer, ProjectSerializer, TaskSerializer
+
+Actor = AbstractBaseUser | None
 
 
 @transaction.atomic
-def project_create(*, actor: AbstractBaseUser | None, name: str, description: str = "") -> Project:
-    return Project.objects.create(name=name, description=description, owner=actor)
-
-
-@transaction.atomic
-def project_update(*, project: Project, **changes: Any) -> Project:
-    for field, value in changes.items():
-        setattr(project, field, value)
-    project.save()
+def project_create(*, actor: Actor, name: str, description: str = "") -> Project:
+    project = Project.objects.create(name=name, description=description, owner=actor)
+    _publish_project(EventType.PROJECT_CREATED, project, actor)
     return project
 
 
 @transaction.atomic
-def project_delete(*, project: Project) -> None:
+def project_update(*, actor: Actor, project: Project, **changes: Any) -> Project:
+    for field, value in changes.items():
+        setattr(project, field, value)
+    project.save()
+    _publish_project(EventType.PROJECT_UPDATED, project, actor)
+    return project
+
+
+@transaction.atomic
+def project_delete(*, actor: Actor, project: Project) -> None:
+    """Delete the project with its tasks and comments: one `project.deleted` covers them all."""
+    publish(
+        type=EventType.PROJECT_DELETED, project_id=project.id, data={"id": project.id}, actor=actor
+    )
     project.delete()
 
 
 @transaction.atomic
 def task_create(
     *,
+    actor: Actor,
     project: Project,
     title: str,
     due_date: datetime,
@@ -52,12 +65,17 @@ def task_create(
     )
     _track_completion(task, was_completed=False)
     task.save()
+    _publish_task(EventType.TASK_CREATED, task, actor)
     return task
 
 
 @transaction.atomic
-def task_update(*, task: Task, **changes: Any) -> Task:
-    """Apply `changes` to the task, read under its row lock so concurrent updates serialise."""
+def task_update(*, actor: Actor, task: Task, **changes: Any) -> Task:
+    """Apply `changes` to the task, read under its row lock so concurrent updates serialise.
+
+    A task moved to another project is announced in the project it moved to.
+    """
+    _lock_project(task.project_id)
     task = Task.objects.select_for_update(of=("self",)).select_related("assignee").get(pk=task.pk)
     was_completed = task.status == Task.Status.COMPLETED
     if "due_date" in changes and changes["due_date"] != task.due_date:
@@ -66,19 +84,44 @@ def task_update(*, task: Task, **changes: Any) -> Task:
         setattr(task, field, value)
     _track_completion(task, was_completed=was_completed)
     task.save()
+    _publish_task(EventType.TASK_UPDATED, task, actor)
     return task
 
 
 @transaction.atomic
-def task_delete(*, task: Task) -> None:
+def task_delete(*, actor: Actor, task: Task) -> None:
+    _lock_project(task.project_id)
+    data = {"id": task.id, "project": task.project_id}
     task.delete()
+    publish(type=EventType.TASK_DELETED, project_id=data["project"], data=data, actor=actor)
 
 
 @transaction.atomic
-def comment_create(*, task: Task, author: str, content: str) -> Comment:
+def comment_create(*, actor: Actor, task: Task, author: str, content: str) -> Comment:
+    _lock_project(task.project_id)
     comment = Comment.objects.create(task=task, author=author, content=content)
     Task.objects.filter(pk=task.pk).update(comment_count=F("comment_count") + 1)
+    data = {**CommentSerializer(comment).data, "task_title": task.title}
+    publish(type=EventType.COMMENT_CREATED, project_id=task.project_id, data=data, actor=actor)
     return comment
+
+
+def _lock_project(project_id: int) -> None:
+    """Take the project's row lock before any task row: every write locks project, then task.
+
+    publish() needs the project lock for `seq`; taking it first keeps one lock order across
+    writes, so a task update racing its project's delete waits instead of deadlocking.
+    """
+    list(Project.objects.select_for_update(no_key=True).filter(pk=project_id).values_list("pk"))
+
+
+def _publish_project(type: EventType, project: Project, actor: Actor) -> None:
+    data = ProjectSerializer(project).data
+    publish(type=type, project_id=project.id, data=data, actor=actor)
+
+
+def _publish_task(type: EventType, task: Task, actor: Actor) -> None:
+    publish(type=type, project_id=task.project_id, data=TaskSerializer(task).data, actor=actor)
 
 
 def _track_completion(task: Task, *, was_completed: bool) -> None:

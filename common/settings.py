@@ -84,6 +84,29 @@ USE_I18N = False
 # Bodies over 1 MiB are refused with 413 before they are parsed (common.middleware).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
+# Redis: the channel layer that carries events to /ws/notifications/ (and, later, the cache).
+# Local mode without REDIS_URL keeps everything in the one process.
+REDIS_URL = os.environ.get("REDIS_URL", "")
+if not REDIS_URL and not LOCAL_MODE:
+    raise ImproperlyConfigured("REDIS_URL must be set (only DEBUG=true runs without Redis).")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            # Pub/sub: one PUBLISH per event, fanned out inside each realtime process. Delivery is
+            # best effort; the event log (common.events) is what makes it complete and ordered.
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_connect_timeout": 2}],
+                "prefix": os.environ.get("REDIS_PREFIX", "taskwire"),
+            },
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# The realtime service: how often it pings each client.
+REALTIME_PING_SECONDS = float(os.environ.get("REALTIME_PING_SECONDS", "30"))
+
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Taskwire <noreply@taskwire.local>")
 
 REST_FRAMEWORK = {

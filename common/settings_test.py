@@ -1,6 +1,6 @@
 """Settings for the test suite: the shared settings, on the PostgreSQL of this machine.
 
-Every value stays overridable from the environment; only the two the suite cannot run without
+Every value stays overridable from the environment; only what the suite cannot run without
 get a default here.
 """
 
@@ -8,6 +8,8 @@ import os
 
 os.environ.setdefault("SECRET_KEY", "test-only-signing-key-not-a-secret-anywhere")
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
+os.environ.setdefault("REDIS_PREFIX", f"taskwire-test-{os.getpid()}")
 # Requests served on other threads (ASGI, Lambda tests) must not hold connections past the test.
 os.environ.setdefault("DB_CONN_MAX_AGE", "0")
 

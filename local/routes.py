@@ -10,6 +10,7 @@ ROUTES: tuple[tuple[str, str], ...] = (
     (r"^/tasks/", "tasks"),
     (r"^/projects/", "projects"),
     (r"^/auth/", "auth"),
+    (r"^/ws/", "realtime"),
     (r"^/(healthz|readyz)$", "auth"),
     (r"^/(docs|schema|static)/", "docs"),  # local runs only
 )

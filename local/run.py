@@ -1,6 +1,7 @@
-"""The one-command local run (`make run`): every function behind the gateway on one port.
+"""The one-command local run (`make run`): every function and the realtime service, one port.
 
-DEBUG (local mode) and a SQLite file under var/ unless the environment says otherwise.
+DEBUG (local mode), a SQLite file under var/ and an in-process channel layer, unless the
+environment says otherwise (DATABASE_URL, REDIS_URL).
 """
 
 import os
@@ -45,11 +46,11 @@ def build_gateway():
     from functions.projects.handler import application as projects
     from functions.tasks.handler import application as tasks
     from local.gateway import Gateway
+    from realtime.handler import application as realtime
 
     docs = ASGIStaticFilesHandler(function_application("local.urls"))
-    return Gateway(
-        {"projects": projects, "tasks": tasks, "comments": comments, "auth": auth, "docs": docs}
-    )
+    functions = {"projects": projects, "tasks": tasks, "comments": comments, "auth": auth}
+    return Gateway({**functions, "realtime": realtime, "docs": docs})
 
 
 def main() -> None:
@@ -67,6 +68,7 @@ def main() -> None:
     print(
         f"\nTaskwire is running at {base}/\n"
         f"  API docs:  {base}/docs/\n"
+        f"  websocket: ws://{host}:{port}/ws/notifications/?token=<access token>\n"
         f"  demo user: {DEMO_USERNAME} / {password}\n"
         f"  get a token: curl -s -X POST {base}/auth/token/ -H 'Content-Type: application/json' "
         f"""-d '{{"username": "{DEMO_USERNAME}", "password": "{password}"}}'\n""",

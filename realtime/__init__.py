@@ -1,1 +1,1 @@
-"""The realtime service: Django Channels serving /ws/notifications/ (the realtime issue)."""
+"""The realtime service: Django Channels serving /ws/notifications/."""

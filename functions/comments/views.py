@@ -22,4 +22,6 @@ class CommentList(generics.ListCreateAPIView):
         return selectors.comment_list(task=self.task)
 
     def perform_create(self, serializer):
-        serializer.instance = services.comment_create(task=self.task, **serializer.validated_data)
+        serializer.instance = services.comment_create(
+            actor=self.request.user, task=self.task, **serializer.validated_data
+        )

@@ -30,11 +30,11 @@ class ProjectDetail(generics.RetrieveUpdateDestroyAPIView):
 
     def perform_update(self, serializer):
         serializer.instance = services.project_update(
-            project=serializer.instance, **serializer.validated_data
+            actor=self.request.user, project=serializer.instance, **serializer.validated_data
         )
 
     def perform_destroy(self, instance):
-        services.project_delete(project=instance)
+        services.project_delete(actor=self.request.user, project=instance)
 
 
 class ProjectSummaryList(generics.ListAPIView):

@@ -15,7 +15,9 @@ class TaskList(generics.ListCreateAPIView):
         return selectors.task_list()
 
     def perform_create(self, serializer):
-        serializer.instance = services.task_create(**serializer.validated_data)
+        serializer.instance = services.task_create(
+            actor=self.request.user, **serializer.validated_data
+        )
 
 
 class TaskDetail(generics.RetrieveUpdateDestroyAPIView):
@@ -26,8 +28,8 @@ class TaskDetail(generics.RetrieveUpdateDestroyAPIView):
 
     def perform_update(self, serializer):
         serializer.instance = services.task_update(
-            task=serializer.instance, **serializer.validated_data
+            actor=self.request.user, task=serializer.instance, **serializer.validated_data
         )
 
     def perform_destroy(self, instance):
-        services.task_delete(task=instance)
+        services.task_delete(actor=self.request.user, task=instance)

@@ -20,6 +20,7 @@ from local.routes import route
         ("/healthz", "auth"),
         ("/docs/", "docs"),
         ("/schema/", "docs"),
+        ("/ws/notifications/", "realtime"),
         ("/elsewhere/", None),
         ("/projectsx/", None),
     ],
@@ -80,3 +81,23 @@ async def test_the_gateway_serves_the_docs_and_schema(gateway):
 
     assert docs.status_code == 200 and b"swagger" in docs.content.lower()
     assert schema.status_code == 200 and b"openapi: 3" in schema.content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_gateway_serves_the_notification_socket(django_user_model):
+    from channels.testing import WebsocketCommunicator
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    from local.run import build_gateway
+
+    token = AccessToken.for_user(django_user_model.objects.create_user(username="ws"))
+
+    async def ping() -> dict:
+        socket = WebsocketCommunicator(build_gateway(), f"/ws/notifications/?token={token}")
+        assert (await socket.connect())[0]
+        await socket.send_json_to({"action": "ping"})
+        answer = await socket.receive_json_from()
+        await socket.disconnect()
+        return answer
+
+    assert async_to_sync(ping)() == {"type": "pong"}

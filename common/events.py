@@ -1,0 +1,116 @@
+"""Events: the one publish path from a committed write to /ws/notifications/.
+
+`publish` appends the event to the log (common.models.Event) inside the write's transaction, with
+the project's next `seq` taken under the project's row lock, so `seq` order is commit order and a
+rolled-back write leaves no event. After commit the event goes to the channel layer; if that fails
+the event is still in the log, and clients get it when they resume or at the next gap.
+"""
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection, transaction
+from django.utils import timezone
+
+from common.models import Event
+
+logger = logging.getLogger(__name__)
+
+ALL_PROJECTS_GROUP = "projects.all"
+RETENTION = timedelta(days=7)
+SEND_TIMEOUT_SECONDS = 2
+
+
+class EventType(StrEnum):
+    PROJECT_CREATED = "project.created"
+    PROJECT_UPDATED = "project.updated"
+    PROJECT_DELETED = "project.deleted"
+    TASK_CREATED = "task.created"
+    TASK_UPDATED = "task.updated"
+    TASK_DELETED = "task.deleted"
+    COMMENT_CREATED = "comment.created"
+    SUMMARY_GENERATED = "summary.generated"
+
+
+def project_group(project_id: int) -> str:
+    """The channel-layer group of one project's events."""
+    return f"project.{project_id}"
+
+
+def publish(
+    *, type: EventType, project_id: int, data: dict[str, Any], actor: AbstractBaseUser | None
+) -> Event:
+    """Log the event in the current transaction; send it to the channel layer after commit."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("publish() must run inside the write's transaction")
+    event = Event.objects.create(
+        project_id=project_id,
+        seq=_next_seq(project_id),
+        type=type,
+        occurred_at=timezone.now(),
+        actor=actor.get_username() if actor else None,
+        data=data,
+    )
+    transaction.on_commit(lambda: _send(event), robust=True)
+    return event
+
+
+def envelope(event: Event) -> dict[str, Any]:
+    """The event as clients receive it (CONTRACT section 2)."""
+    return {
+        "type": event.type,
+        "project": event.project_id,
+        "seq": event.seq,
+        "id": str(event.id),
+        "occurred_at": event.occurred_at.isoformat().replace("+00:00", "Z"),
+        "actor": event.actor,
+        "data": event.data,
+    }
+
+
+def event_list_after(*, project_id: int, seq: int, limit: int = 500) -> list[Event]:
+    """The project's logged events after `seq`, oldest first, at most `limit` of them."""
+    return list(Event.objects.filter(project_id=project_id, seq__gt=seq).order_by("seq")[:limit])
+
+
+def event_prune(*, now: datetime | None = None) -> int:
+    """Delete events older than the retention period; return how many went."""
+    cutoff = (now or timezone.now()) - RETENTION
+    deleted, _ = Event.objects.filter(occurred_at__lt=cutoff).delete()
+    return deleted
+
+
+def _next_seq(project_id: int) -> int:
+    # The UPDATE takes the project's row lock until commit: concurrent writers wait their turn.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE common_project SET event_seq = event_seq + 1 WHERE id = %s RETURNING event_seq",
+            [project_id],
+        )
+        return cursor.fetchone()[0]
+
+
+def _send(event: Event) -> None:
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+    from redis.exceptions import RedisError
+
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    message = {"type": "event.notify", "event": envelope(event)}
+    try:
+        async_to_sync(_send_to_groups)(layer, message, event.project_id)
+    except (RedisError, OSError) as exc:
+        logger.warning("event %s not pushed live (it stays in the log): %s", event, exc)
+
+
+async def _send_to_groups(layer, message: dict[str, Any], project_id: int) -> None:
+    # Bounded: a slow Redis delays the write's answer by at most this much.
+    async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
+        await layer.group_send(project_group(project_id), message)
+        await layer.group_send(ALL_PROJECTS_GROUP, message)

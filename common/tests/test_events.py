@@ -1,0 +1,114 @@
+"""The publish path: logged in the write's transaction, sent after commit, never lost."""
+
+from datetime import timedelta
+from io import StringIO
+
+from django.core.management import call_command
+from django.db import transaction
+from django.test import TestCase, TransactionTestCase, override_settings
+from django.utils import timezone
+
+from common import services
+from common.events import EventType, envelope, publish
+from common.models import Event, Project
+from common.tests.base import APITest
+from common.tests.factories import ProjectFactory, TaskFactory
+
+CLOSED_REDIS = {
+    "default": {
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": [{"address": "redis://127.0.0.1:1/0", "socket_connect_timeout": 1}]},
+    }
+}
+
+
+class PublishTests(TestCase):
+    def test_each_write_logs_one_event_with_the_next_seq_of_its_project(self):
+        project = services.project_create(actor=None, name="P")
+        task = services.task_create(actor=None, project=project, title="t", due_date=timezone.now())
+        services.comment_create(actor=None, task=task, author="a", content="c")
+        services.task_update(actor=None, task=task, title="u")
+        other = ProjectFactory()
+        services.task_create(actor=None, project=other, title="o", due_date=timezone.now())
+
+        logged = list(Event.objects.values_list("project_id", "seq", "type"))
+
+        self.assertEqual(
+            logged,
+            [
+                (project.id, 1, "project.created"),
+                (project.id, 2, "task.created"),
+                (project.id, 3, "comment.created"),
+                (project.id, 4, "task.updated"),
+                (other.id, 1, "task.created"),
+            ],
+        )
+        self.assertEqual(Project.objects.get(id=project.id).event_seq, 4)
+
+    def test_a_rolled_back_write_leaves_no_event_and_no_gap(self):
+        project = ProjectFactory()
+        with self.assertRaises(RuntimeError), transaction.atomic():
+            services.task_create(actor=None, project=project, title="t", due_date=timezone.now())
+            raise RuntimeError
+
+        services.task_create(actor=None, project=project, title="t", due_date=timezone.now())
+
+        self.assertEqual(list(Event.objects.values_list("seq", flat=True)), [1])
+
+    def test_the_envelope_has_the_contract_fields(self):
+        task = TaskFactory()
+        event = services.task_update(actor=None, task=task, title="x") and Event.objects.get()
+
+        self.assertEqual(
+            envelope(event),
+            {
+                "type": "task.updated",
+                "project": task.project_id,
+                "seq": 1,
+                "id": str(event.id),
+                "occurred_at": event.occurred_at.isoformat().replace("+00:00", "Z"),
+                "actor": None,
+                "data": event.data,
+            },
+        )
+
+    def test_prune_events_deletes_only_events_past_retention(self):
+        project = ProjectFactory()
+        for _ in range(3):
+            services.task_create(actor=None, project=project, title="t", due_date=timezone.now())
+        Event.objects.filter(seq=1).update(
+            occurred_at=timezone.now() - timedelta(days=7, minutes=1)
+        )
+        Event.objects.filter(seq=2).update(occurred_at=timezone.now() - timedelta(days=6, hours=23))
+        out = StringIO()
+
+        call_command("prune_events", stdout=out)
+
+        self.assertEqual(list(Event.objects.values_list("seq", flat=True)), [2, 3])
+        self.assertEqual(out.getvalue().strip(), "pruned 1 events older than 7 days")
+
+
+class PublishOutsideTransactionTests(TransactionTestCase):
+    def test_publish_refuses_to_run_outside_a_transaction(self):
+        project = ProjectFactory()
+
+        with self.assertRaisesMessage(RuntimeError, "inside the write's transaction"):
+            publish(type=EventType.TASK_DELETED, project_id=project.id, data={}, actor=None)
+        self.assertFalse(Event.objects.exists())
+
+
+@override_settings(ROOT_URLCONF="functions.tasks.urls", CHANNEL_LAYERS=CLOSED_REDIS)
+class RedisDownTests(APITest):
+    def test_a_write_succeeds_and_its_event_stays_in_the_log_when_redis_is_down(self):
+        project = ProjectFactory()
+        body = {"project": project.id, "title": "t", "due_date": "2030-01-01T00:00:00Z"}
+
+        with (
+            self.assertLogs("common.events", "WARNING") as logs,
+            self.captureOnCommitCallbacks(execute=True),
+        ):
+            response = self.client.post("/tasks/", body, format="json")
+
+        self.assertEqual(response.status_code, 201)
+        self.assertEqual(Event.objects.get().data, response.json())
+        self.assertIn("not pushed live (it stays in the log)", logs.output[0])

@@ -1,0 +1,53 @@
+"""Who is on a websocket: the JWT access token from `?token=` or the Authorization header."""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from django.contrib.auth import get_user_model
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.settings import api_settings
+from rest_framework_simplejwt.tokens import AccessToken
+
+
+@dataclass(frozen=True)
+class Caller:
+    username: str
+    expires_at: datetime
+
+
+async def authenticate(scope: dict) -> Caller | None:
+    """The caller behind a valid, unexpired access token of an active user, else None."""
+    raw = _raw_token(scope)
+    if not raw:
+        return None
+    try:
+        token = AccessToken(raw)
+    except TokenError:
+        return None
+    username = await _active_username(token[api_settings.USER_ID_CLAIM])
+    if username is None:
+        return None
+    return Caller(username=username, expires_at=datetime.fromtimestamp(token["exp"], UTC))
+
+
+def _raw_token(scope: dict) -> str | None:
+    query = parse_qs(scope.get("query_string", b"").decode("latin1"))
+    if query.get("token"):
+        return query["token"][0]
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            kind, _, token = value.decode("latin1").partition(" ")
+            if kind in api_settings.AUTH_HEADER_TYPES:
+                return token.strip()
+    return None
+
+
+@database_sync_to_async
+def _active_username(user_id) -> str | None:
+    try:
+        user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
+    except (ValueError, TypeError):  # a signed token whose user id is not an id
+        return None
+    return user.get_username() if user else None

@@ -1,0 +1,147 @@
+"""The /ws/notifications/ consumer: committed events, per project in `seq` order, resumable.
+
+Live events come from the channel layer, best effort and possibly out of order across writers.
+The event log fills every gap: a project's events are sent strictly in `seq` order, each once,
+replayed from the log when a client resumes (`since`) or when a live event skips ahead. Without a
+cursor a client starts with the first event logged after it connected.
+"""
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+from django.db.models import Max, Min
+from django.utils import timezone
+
+from common.events import ALL_PROJECTS_GROUP, envelope, event_list_after, project_group
+from common.models import Event, Project
+from realtime.auth import authenticate
+from realtime.subscription import SubscriptionError, parse_subscription
+
+logger = logging.getLogger(__name__)
+
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_BAD_REQUEST = 4400
+
+
+class NotificationConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self) -> None:
+        self.connected_at = timezone.now()
+        self.last_seq: dict[int, int] = {}
+        self.timers: list[asyncio.Task] = []
+        caller = await authenticate(self.scope)
+        if caller is None:
+            await self._refuse(CLOSE_UNAUTHORIZED)
+            return
+        try:
+            self.subscription = parse_subscription(self.scope.get("query_string", b""))
+        except SubscriptionError as exc:
+            await self._refuse(CLOSE_BAD_REQUEST, detail=str(exc))
+            return
+        # Subscribed before the handshake completes: a client that writes right after
+        # connecting gets the events of its own writes.
+        await self._join_groups()
+        await self.accept()
+        for project_id, seq in self.subscription.since.items():
+            if self.subscription.wants(project_id):
+                await self._resume(project_id, seq)
+        self.timers = [
+            asyncio.create_task(self._close_at(caller.expires_at)),
+            asyncio.create_task(self._ping_forever()),
+        ]
+
+    async def _refuse(self, code: int, detail: str | None = None) -> None:
+        """Accept, then close at once, so the client can read why (CONTRACT section 2)."""
+        await self.accept()
+        if detail:
+            await self.send_json({"type": "error", "detail": detail})
+        await self.close(code=code)
+
+    async def disconnect(self, code: int) -> None:
+        for timer in self.timers:  # the base class leaves self.groups
+            timer.cancel()
+
+    async def receive_json(self, content, **kwargs) -> None:
+        if isinstance(content, dict) and content.get("action") == "ping":
+            await self.send_json({"type": "pong"})
+        else:
+            await self.send_json(
+                {"type": "error", "detail": 'Unknown message: send {"action": "ping"}.'}
+            )
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs) -> None:
+        try:
+            await super().receive(text_data=text_data, bytes_data=bytes_data, **kwargs)
+        except (ValueError, TypeError):  # not JSON, or binary
+            await self.send_json({"type": "error", "detail": "Messages must be JSON text."})
+
+    async def event_notify(self, message: dict) -> None:
+        """A live event from the channel layer."""
+        event = message["event"]
+        project_id, seq = event["project"], event["seq"]
+        if not self.subscription.wants(project_id):
+            return
+        last = self.last_seq.get(project_id)
+        if last is None:  # the project's first event on this socket: start where we connected
+            last = self.last_seq[project_id] = await _seq_before(project_id, self.connected_at)
+        if seq == last + 1:
+            await self._deliver(event)
+        elif seq > last + 1:  # an earlier event is late or was lost: the log has it
+            await self._send_logged(project_id, after=last)
+
+    async def _join_groups(self) -> None:
+        projects = self.subscription.projects
+        self.groups = [project_group(p) for p in sorted(projects)] or [ALL_PROJECTS_GROUP]
+        for group in self.groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+
+    async def _resume(self, project_id: int, seq: int) -> None:
+        oldest, latest = await _logged_range(project_id)
+        if oldest <= seq + 1 and seq <= latest:
+            self.last_seq[project_id] = seq
+            await self._send_logged(project_id, after=seq)
+        else:  # pruned past the cursor, or a cursor this server never issued
+            await self.send_json({"type": "resync.required", "project": project_id})
+            self.last_seq[project_id] = latest
+
+    async def _send_logged(self, project_id: int, *, after: int) -> None:
+        while batch := await database_sync_to_async(event_list_after)(
+            project_id=project_id, seq=after
+        ):
+            for event in batch:
+                await self._deliver(envelope(event))
+            after = batch[-1].seq
+
+    async def _deliver(self, event: dict) -> None:
+        self.last_seq[event["project"]] = event["seq"]
+        await self.send_json(event)
+
+    async def _close_at(self, expires_at: datetime) -> None:
+        await asyncio.sleep(max(0.0, (expires_at - datetime.now(UTC)).total_seconds()))
+        await self.close(code=CLOSE_UNAUTHORIZED)
+
+    async def _ping_forever(self) -> None:
+        while True:
+            await asyncio.sleep(settings.REALTIME_PING_SECONDS)
+            await self.send_json({"type": "ping"})
+
+
+@database_sync_to_async
+def _seq_before(project_id: int, moment: datetime) -> int:
+    """The project's last seq logged before `moment` (0 if none)."""
+    events = Event.objects.filter(project_id=project_id, occurred_at__lt=moment)
+    return events.aggregate(seq=Max("seq"))["seq"] or 0
+
+
+@database_sync_to_async
+def _logged_range(project_id: int) -> tuple[int, int]:
+    """The oldest seq still logged for the project and its latest seq (oldest > latest: none)."""
+    seqs = Event.objects.filter(project_id=project_id).aggregate(
+        oldest=Min("seq"), latest=Max("seq")
+    )
+    latest = Project.objects.filter(pk=project_id).values_list("event_seq", flat=True).first()
+    latest = max(latest or 0, seqs["latest"] or 0)
+    return (seqs["oldest"] or latest + 1), latest
