@@ -25,7 +25,15 @@ class FunctionHandler(ASGIHandler):
         return await super().get_response_async(request)
 
 
-def function_application(urlconf: str) -> FunctionHandler:
+def function_application(urlconf: str, *, cached_lists: tuple[str, ...] = ()):
+    """The function's ASGI app; with Redis, cached list pages are answered before Django."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "common.settings")
     django.setup(set_prefix=False)
-    return FunctionHandler(urlconf)
+    from django.conf import settings
+
+    app = FunctionHandler(urlconf)
+    if cached_lists and settings.CACHES["default"]["BACKEND"].endswith("RedisCache"):
+        from common.cache_asgi import CachedListFrontend
+
+        return CachedListFrontend(app, cached_lists)
+    return app

@@ -7,6 +7,8 @@ from django.db import DatabaseError, connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 
+from common.cache import cache_ping
+
 logger = logging.getLogger(__name__)
 
 
@@ -16,7 +18,7 @@ def _check_database() -> None:
 
 
 # name -> a check that raises when that dependency does not answer
-READINESS_CHECKS: dict[str, Callable[[], None]] = {"database": _check_database}
+READINESS_CHECKS: dict[str, Callable[[], None]] = {"database": _check_database, "cache": cache_ping}
 
 
 @require_GET

@@ -41,6 +41,15 @@ class AutoSchema(openapi.AutoSchema):
                 responses[code] = self._get_response_for_code(response, code, direction=direction)
         return responses
 
+    def _get_response_headers_for_code(self, status_code, direction="response"):
+        headers = super()._get_response_headers_for_code(status_code, direction)
+        if status_code == "200" and self.method == "GET" and hasattr(self.view, "cache_resource"):
+            headers["X-Cache"] = {
+                "schema": {"type": "string", "enum": ["hit", "miss"]},
+                "description": "Whether the page came from the cache.",
+            }
+        return headers
+
     def _error_responses(self) -> dict[str, OpenApiResponse]:
         errors: dict[str, OpenApiResponse] = {}
         has_body = self.method in ("POST", "PUT", "PATCH")

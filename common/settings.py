@@ -60,19 +60,22 @@ APPEND_SLASH = False
 
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'taskwire.sqlite3'}"),
-        conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "60")),
-        conn_health_checks=True,
+        os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'taskwire.sqlite3'}")
     )
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django under ASGI serves each request on a thread of its own, so a connection kept per
+    # thread (CONN_MAX_AGE) would leak one per request: a process-wide pool reuses them instead.
+    DATABASES["default"]["OPTIONS"] = {
+        "pool": {"min_size": 1, "max_size": int(os.environ.get("DB_POOL_MAX", "8")), "timeout": 10}
+    }
+else:
     # WAL, a busy timeout and immediate transactions: concurrent writers wait instead of failing.
     DATABASES["default"]["OPTIONS"] = {
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -84,7 +87,7 @@ USE_I18N = False
 # Bodies over 1 MiB are refused with 413 before they are parsed (common.middleware).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
-# Redis: the channel layer that carries events to /ws/notifications/ (and, later, the cache).
+# Redis: the channel layer that carries events to /ws/notifications/, and the list cache.
 # Local mode without REDIS_URL keeps everything in the one process.
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if not REDIS_URL and not LOCAL_MODE:
@@ -101,8 +104,18 @@ if REDIS_URL:
             },
         }
     }
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": os.environ.get("REDIS_PREFIX", "taskwire"),
+            # Short timeouts: a slow Redis degrades to the database instead of stalling requests.
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+    }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # The realtime service: how often it pings each client.
 REALTIME_PING_SECONDS = float(os.environ.get("REALTIME_PING_SECONDS", "30"))

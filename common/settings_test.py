@@ -10,8 +10,6 @@ os.environ.setdefault("SECRET_KEY", "test-only-signing-key-not-a-secret-anywhere
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
 os.environ.setdefault("REDIS_PREFIX", f"taskwire-test-{os.getpid()}")
-# Requests served on other threads (ASGI, Lambda tests) must not hold connections past the test.
-os.environ.setdefault("DB_CONN_MAX_AGE", "0")
 
 from common.settings import *  # noqa: F403
 from common.settings import DOCS_APPS, INSTALLED_APPS

@@ -6,6 +6,14 @@ from django.conf import settings
 from django.db.utils import ConnectionHandler
 from django.test import TestCase, override_settings
 
+CLOSED_CACHE = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": "redis://127.0.0.1:1/0",
+        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+    }
+}
+
 
 @override_settings(ROOT_URLCONF="common.urls")
 class HealthTests(TestCase):
@@ -19,10 +27,12 @@ class HealthTests(TestCase):
         response = self.client.get("/readyz")
 
         self.assertEqual(response.status_code, 200)
-        self.assertEqual(response.json(), {"status": "ok", "checks": {"database": "ok"}})
+        self.assertEqual(
+            response.json(), {"status": "ok", "checks": {"database": "ok", "cache": "ok"}}
+        )
 
     def test_readyz_answers_503_naming_the_database_when_it_is_down(self):
-        closed_port = {**settings.DATABASES["default"], "HOST": "127.0.0.1", "PORT": "1"}
+        closed_port = {**settings.DATABASES["default"], "PORT": "1", "OPTIONS": {}}
         unreachable = ConnectionHandler({"default": closed_port})["default"]
 
         with (
@@ -34,7 +44,26 @@ class HealthTests(TestCase):
         self.assertEqual(response.status_code, 503)
         self.assertEqual(
             response.json(),
-            {"status": "unavailable", "failed": ["database"], "checks": {"database": "down"}},
+            {
+                "status": "unavailable",
+                "failed": ["database"],
+                "checks": {"database": "down", "cache": "ok"},
+            },
+        )
+
+    @override_settings(CACHES=CLOSED_CACHE)
+    def test_readyz_answers_503_naming_the_cache_when_redis_is_down(self):
+        with self.assertLogs("common.health", "WARNING"):
+            response = self.client.get("/readyz")
+
+        self.assertEqual(response.status_code, 503)
+        self.assertEqual(
+            response.json(),
+            {
+                "status": "unavailable",
+                "failed": ["cache"],
+                "checks": {"database": "ok", "cache": "down"},
+            },
         )
 
     def test_health_endpoints_refuse_other_methods(self):

@@ -8,5 +8,5 @@ from mangum import Mangum
 
 from common.asgi import function_application
 
-application = function_application("functions.projects.urls")
+application = function_application("functions.projects.urls", cached_lists=("projects",))
 handler = Mangum(application, lifespan="off")

@@ -4,12 +4,16 @@ from django.shortcuts import get_object_or_404
 from rest_framework import generics
 
 from common import selectors, services
+from common.cache import CachedListMixin
 from common.filters import ProjectFilter
 from common.models import SummaryReport
 from common.serializers import ProjectSerializer, SummaryReportSerializer
 
 
-class ProjectList(generics.ListCreateAPIView):
+class ProjectList(CachedListMixin, generics.ListCreateAPIView):
+    """Projects: a cached page of them, or a new one."""
+
+    cache_resource = "projects"
     serializer_class = ProjectSerializer
     filterset_class = ProjectFilter
 
@@ -23,6 +27,8 @@ class ProjectList(generics.ListCreateAPIView):
 
 
 class ProjectDetail(generics.RetrieveUpdateDestroyAPIView):
+    """One project; deleting it deletes its tasks and their comments."""
+
     serializer_class = ProjectSerializer
 
     def get_queryset(self):

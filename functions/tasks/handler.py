@@ -8,5 +8,5 @@ from mangum import Mangum
 
 from common.asgi import function_application
 
-application = function_application("functions.tasks.urls")
+application = function_application("functions.tasks.urls", cached_lists=("tasks",))
 handler = Mangum(application, lifespan="off")

@@ -3,11 +3,15 @@
 from rest_framework import generics
 
 from common import selectors, services
+from common.cache import CachedListMixin
 from common.filters import TaskFilter
 from common.serializers import TaskSerializer
 
 
-class TaskList(generics.ListCreateAPIView):
+class TaskList(CachedListMixin, generics.ListCreateAPIView):
+    """Tasks: a cached, filtered page of them, or a new one."""
+
+    cache_resource = "tasks"
     serializer_class = TaskSerializer
     filterset_class = TaskFilter
 
@@ -21,6 +25,8 @@ class TaskList(generics.ListCreateAPIView):
 
 
 class TaskDetail(generics.RetrieveUpdateDestroyAPIView):
+    """One task."""
+
     serializer_class = TaskSerializer
 
     def get_queryset(self):

@@ -39,6 +39,11 @@ def call(function: str, event: dict) -> tuple[int, dict]:
     return answer["statusCode"], json.loads(answer["body"]) if answer["body"] else {}
 
 
+@pytest.fixture(autouse=True)
+def _api_gateway_host(settings):
+    settings.ALLOWED_HOSTS = ["api.example.com"]  # the events' Host, as a deployment would set it
+
+
 @pytest.fixture
 def bearer():
     return {"authorization": f"Bearer {AccessToken.for_user(UserFactory(username='alice'))}"}

@@ -62,7 +62,6 @@ def servers(django_db_setup, tmp_path_factory) -> Iterator[dict[str, int]]:
         "DATABASE_URL": "postgres://{USER}@{HOST}:{PORT}/{NAME}".format(**connection.settings_dict),
         "REDIS_URL": settings.REDIS_URL,
         "REDIS_PREFIX": settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"],
-        "DB_CONN_MAX_AGE": "0",
     }
     apps = {
         "tasks": "functions.tasks.handler:application",

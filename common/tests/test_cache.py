@@ -1,0 +1,282 @@
+"""The list cache, on the Redis of this machine: hits, invalidation after commit, outages."""
+
+import threading
+from unittest import mock
+
+import httpx
+import pytest
+from asgiref.sync import async_to_sync
+from django.conf import settings
+from django.db import connection, transaction
+from django.test import RequestFactory, override_settings
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from rest_framework_simplejwt.tokens import AccessToken
+
+from common import cache as list_cache
+from common import services
+from common.models import Task
+from common.tests.base import APITest
+from common.tests.factories import CommentFactory, ProjectFactory, TaskFactory, UserFactory
+
+WORKING_CACHES = settings.CACHES  # the suite's Redis, before any test points elsewhere
+CLOSED_CACHE = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": "redis://127.0.0.1:1/0",
+        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+    }
+}
+
+
+@override_settings(ROOT_URLCONF="local.urls")
+class ListCacheTests(APITest):
+    def get(self, path: str):
+        response = self.client.get(path)
+        self.assertEqual(response.status_code, 200, response.content)
+        return response
+
+    def ids(self, path: str) -> list[int]:
+        return [row["id"] for row in self.get(path).json()["results"]]
+
+    def committed(self):
+        """Run the block's after-commit work (cache bumps) as a real commit would."""
+        return self.captureOnCommitCallbacks(execute=True)
+
+    def test_the_second_read_is_a_hit_with_the_same_bytes_and_only_the_auth_query(self):
+        TaskFactory.create_batch(3)
+        for path in ("/tasks/", "/projects/", "/tasks/?status=pending&ordering=-id&page_size=2"):
+            with self.subTest(path):
+                miss = self.get(path)
+                with self.assertNumQueries(1):  # the caller's user; the page costs nothing
+                    hit = self.get(path)
+                self.assertEqual((miss["X-Cache"], hit["X-Cache"]), ("miss", "hit"))
+                self.assertEqual(hit.content, miss.content)
+                self.assertEqual(hit["Content-Type"], "application/json")
+
+    def test_query_order_does_not_matter_but_every_parameter_does(self):
+        TaskFactory.create_batch(3)
+        self.get("/tasks/?status=pending&page_size=2")
+
+        self.assertEqual(self.get("/tasks/?page_size=2&status=pending")["X-Cache"], "hit")
+        self.assertEqual(self.get("/tasks/?page_size=1&status=pending")["X-Cache"], "miss")
+
+    def test_errors_are_not_cached(self):
+        self.assertEqual(self.client.get("/tasks/?status=nope").status_code, 400)
+        self.assertEqual(self.client.get("/tasks/?status=nope").status_code, 400)
+        self.assertEqual(self.client.get("/tasks/?page=9").status_code, 404)
+
+    def test_creating_updating_and_deleting_a_project_shows_in_the_next_list(self):
+        self.get("/projects/")
+        with self.committed():
+            created = self.client.post("/projects/", {"name": "New"}, format="json").json()
+        self.assertEqual(self.ids("/projects/"), [created["id"]])
+
+        with self.committed():
+            self.client.patch(f"/projects/{created['id']}/", {"name": "Renamed"}, format="json")
+        self.assertEqual(self.get("/projects/").json()["results"][0]["name"], "Renamed")
+
+        with self.committed():
+            self.client.delete(f"/projects/{created['id']}/")
+        self.assertEqual(self.ids("/projects/"), [])
+
+    def test_deleting_a_project_removes_its_tasks_from_cached_task_lists(self):
+        project = ProjectFactory()
+        task = TaskFactory(project=project)
+        kept = TaskFactory()
+        self.assertEqual(self.ids(f"/tasks/?project={project.id}"), [task.id])
+        self.assertEqual(self.ids("/tasks/"), [task.id, kept.id])
+
+        with self.committed():
+            self.client.delete(f"/projects/{project.id}/")
+
+        self.assertEqual(self.client.get(f"/tasks/?project={project.id}").status_code, 400)
+        self.assertEqual(self.ids("/tasks/"), [kept.id])
+
+    def test_every_task_write_shows_in_the_next_list(self):
+        project = ProjectFactory()
+        other = ProjectFactory()
+        path = f"/tasks/?project={project.id}"
+        self.get(path)
+
+        with self.committed():
+            task = self.client.post(
+                "/tasks/",
+                {"project": project.id, "title": "a", "due_date": "2030-01-01T00:00:00Z"},
+                format="json",
+            ).json()
+        self.assertEqual(self.ids(path), [task["id"]])
+
+        body = {"project": project.id, "title": "put", "due_date": "2030-01-01T00:00:00Z"}
+        with self.committed():
+            self.client.put(f"/tasks/{task['id']}/", body, format="json")
+        self.assertEqual(self.get(path).json()["results"][0]["title"], "put")
+
+        with self.committed():
+            self.client.patch(f"/tasks/{task['id']}/", {"status": "completed"}, format="json")
+        self.assertEqual(self.get(path).json()["results"][0]["status"], "completed")
+
+        self.get(f"/tasks/?project={other.id}")
+        with self.committed():  # a move leaves the old project's list and joins the new one's
+            self.client.patch(f"/tasks/{task['id']}/", {"project": other.id}, format="json")
+        self.assertEqual(self.ids(path), [])
+        self.assertEqual(self.ids(f"/tasks/?project={other.id}"), [task["id"]])
+
+        with self.committed():
+            self.client.delete(f"/tasks/{task['id']}/")
+        self.assertEqual(self.ids(f"/tasks/?project={other.id}"), [])
+
+    def test_a_new_comment_shows_in_the_next_lists_comment_count(self):
+        task = TaskFactory()
+        self.get("/tasks/")
+        self.get(f"/tasks/?project={task.project_id}")
+
+        with self.committed():
+            self.client.post(f"/tasks/{task.id}/comments/", {"content": "hi"}, format="json")
+
+        self.assertEqual(self.get("/tasks/").json()["results"][0]["comment_count"], 1)
+        self.assertEqual(
+            self.get(f"/tasks/?project={task.project_id}").json()["results"][0]["comment_count"], 1
+        )
+
+    def test_a_write_to_one_project_keeps_other_projects_filtered_lists_cached(self):
+        one, two = TaskFactory(), TaskFactory()
+        self.get(f"/tasks/?project={two.project_id}")
+
+        with self.committed():
+            services.task_update(actor=None, task=one, title="changed")
+
+        self.assertEqual(self.get(f"/tasks/?project={two.project_id}")["X-Cache"], "hit")
+        self.assertEqual(self.get(f"/tasks/?project={one.project_id}")["X-Cache"], "miss")
+
+    def test_writes_from_the_shell_or_admin_through_the_orm_invalidate_too(self):
+        project = ProjectFactory()
+        self.get("/tasks/")
+        self.get("/projects/")
+
+        with self.committed():
+            task = Task.objects.create(project=project, title="orm", due_date=timezone.now())
+            CommentFactory(task=task)
+            project.name = "orm-renamed"
+            project.save()
+
+        self.assertEqual(self.get("/tasks/").json()["results"][0]["title"], "orm")
+        self.assertEqual(self.get("/tasks/").json()["results"][0]["comment_count"], 0)  # the column
+        self.assertEqual(self.get("/projects/").json()["results"][0]["name"], "orm-renamed")
+
+    def test_a_rolled_back_write_bumps_nothing(self):
+        task = TaskFactory()
+        self.get("/tasks/")
+
+        with self.committed(), self.assertRaises(RuntimeError), transaction.atomic():
+            services.task_update(actor=None, task=task, title="doomed")
+            raise RuntimeError
+
+        self.assertEqual(self.get("/tasks/")["X-Cache"], "hit")
+
+    def test_a_vanished_version_restarts_above_every_old_one(self):
+        TaskFactory()
+        self.get("/tasks/")
+        list_cache.cache.delete("tasks")  # as an eviction or a flush would
+
+        self.assertEqual(self.get("/tasks/")["X-Cache"], "miss")
+
+
+@override_settings(ROOT_URLCONF="local.urls", CACHES=CLOSED_CACHE)
+class CacheOutageTests(APITest):
+    def setUp(self):
+        super().setUp()
+        patcher = mock.patch.object(list_cache, "_skip_until", 0.0)
+        patcher.start()
+        self.addCleanup(patcher.stop)
+
+    def test_reads_and_writes_work_from_the_database_when_redis_is_down(self):
+        project = ProjectFactory()
+
+        with (
+            self.assertLogs("common.cache", "WARNING"),
+            self.captureOnCommitCallbacks(execute=True),
+        ):
+            listed = self.client.get("/tasks/")
+            created = self.client.post(
+                "/tasks/",
+                {"project": project.id, "title": "t", "due_date": "2030-01-01T00:00:00Z"},
+                format="json",
+            )
+            again = self.client.get("/tasks/")
+
+        self.assertEqual((listed.status_code, listed["X-Cache"]), (200, "miss"))
+        self.assertEqual(created.status_code, 201)
+        self.assertEqual([t["id"] for t in again.json()["results"]], [created.json()["id"]])
+
+    def test_caching_resumes_by_itself_when_redis_returns(self):
+        TaskFactory()
+        with self.assertLogs("common.cache", "WARNING"):
+            self.assertEqual(self.client.get("/tasks/")["X-Cache"], "miss")
+
+        list_cache._skip_until = 0.0  # as if the few seconds of skipping had passed
+        with override_settings(CACHES=WORKING_CACHES):
+            self.assertEqual(self.client.get("/tasks/")["X-Cache"], "miss")
+            self.assertEqual(self.client.get("/tasks/")["X-Cache"], "hit")
+
+
+def test_a_burst_of_misses_on_one_key_builds_the_page_once(db):
+    builds = []
+    started = threading.Barrier(8)
+    request = RequestFactory().get("/tasks/", {"status": "pending"})
+
+    def build() -> bytes:
+        builds.append(1)
+        threading.Event().wait(0.2)  # a slow query, so the others arrive while it runs
+        return b"page"
+
+    def read(results: list) -> None:
+        started.wait()
+        results.append(list_cache.cached_page(request, "tasks", build))
+
+    results: list = []
+    threads = [threading.Thread(target=read, args=(results,)) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+
+    assert len(builds) == 1
+    assert sorted(hit for _, hit in results) == [False] + [True] * 7
+    assert {page for page, _ in results} == {b"page"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_hit_in_front_of_django_touches_no_database(settings):
+    from functions.tasks.handler import application
+
+    settings.ALLOWED_HOSTS = ["testserver"]
+    TaskFactory.create_batch(2)
+    headers = {"Authorization": f"Bearer {AccessToken.for_user(UserFactory())}"}
+
+    async def get_twice() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            return [await client.get("/tasks/", headers=headers) for _ in range(2)]
+
+    with CaptureQueriesContext(connection) as queries:
+        miss, hit = async_to_sync(get_twice)()  # Django's sync code runs on this thread
+
+    assert (miss.headers["x-cache"], hit.headers["x-cache"]) == ("miss", "hit")
+    assert hit.content == miss.content
+    assert len(queries) == 3  # all of them the miss's: the caller, the count, the page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_front_lets_django_refuse_a_bad_token(settings):
+    from functions.tasks.handler import application
+
+    settings.ALLOWED_HOSTS = ["testserver"]
+
+    async def get(headers: dict) -> httpx.Response:
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            return await client.get("/tasks/", headers=headers)
+
+    assert async_to_sync(get)({}).status_code == 401
+    assert async_to_sync(get)({"Authorization": "Bearer nonsense"}).status_code == 401
