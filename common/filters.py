@@ -1,10 +1,29 @@
 """Query-string filters for the project and task lists. An invalid value answers 400."""
 
+from datetime import UTC
+
 import django_filters
+from django import forms
 from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
+from django_filters.fields import IsoDateTimeField
 
 from common.models import Project, Task
+
+
+class UTCDateTimeField(IsoDateTimeField):
+    """An ISO-8601 datetime, normalised to UTC: databases only take offsets up to +-15:59."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        try:
+            return value and value.astimezone(UTC)
+        except OverflowError as exc:  # an offset that pushes year 1 or 9999 off the calendar
+            raise forms.ValidationError("Date is out of range.", code="invalid") from exc
+
+
+class UTCDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UTCDateTimeField
 
 
 class OrderingFilter(django_filters.OrderingFilter):
@@ -44,10 +63,10 @@ class TaskFilter(django_filters.FilterSet):
     assignee = django_filters.ModelChoiceFilter(
         queryset=get_user_model().objects.all(), to_field_name="username"
     )
-    due_before = django_filters.IsoDateTimeFilter(
+    due_before = UTCDateTimeFilter(
         field_name="due_date", lookup_expr="lt", help_text="Due strictly before this time."
     )
-    due_after = django_filters.IsoDateTimeFilter(
+    due_after = UTCDateTimeFilter(
         field_name="due_date", lookup_expr="gt", help_text="Due strictly after this time."
     )
     search = django_filters.CharFilter(

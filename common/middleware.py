@@ -7,7 +7,10 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 
 
 class BodySizeLimitMiddleware:
-    """Refuses a body over DATA_UPLOAD_MAX_MEMORY_SIZE with 413 before anything parses it."""
+    """Refuses a declared body over DATA_UPLOAD_MAX_MEMORY_SIZE with 413 before it is parsed.
+
+    Under ASGI the function's handler also counts the bytes as they arrive (common.asgi).
+    """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response

@@ -4,9 +4,16 @@ The committed docs/openapi.yaml is generated from this; a test fails when the tw
 """
 
 from drf_spectacular import openapi
+from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
+
+
+class JWTScheme(SimpleJWTScheme):
+    """Documents common.authentication's JWT subclass as the bearer scheme it is."""
+
+    target_class = "common.authentication.JWTAuthentication"
 
 
 class ErrorDetail(serializers.Serializer):

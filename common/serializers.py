@@ -21,6 +21,18 @@ class UTCDateTimeField(serializers.DateTimeField):
         return value.astimezone(UTC).isoformat().removesuffix("+00:00") + "Z"
 
 
+class UsernameField(serializers.SlugRelatedField):
+    """A user named by username; a name with NUL cannot exist (PostgreSQL refuses to look)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(slug_field="username", **kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and "\x00" in data:
+            self.fail("does_not_exist", slug_name=self.slug_field, value=data)
+        return super().to_internal_value(data)
+
+
 class CallerUsername:
     """A field default: the username of the authenticated caller."""
 
@@ -46,11 +58,12 @@ class ProjectSerializer(ModelSerializer):
 
 
 class TaskSerializer(ModelSerializer):
-    assignee = serializers.SlugRelatedField(
-        slug_field="username",
-        queryset=get_user_model().objects.all(),
-        allow_null=True,
-        required=False,
+    # Ids are integers: a float (1.5, 1e400) is refused, not truncated or overflowed.
+    project = serializers.PrimaryKeyRelatedField(
+        queryset=Project.objects.all(), pk_field=serializers.IntegerField()
+    )
+    assignee = UsernameField(
+        queryset=get_user_model().objects.all(), allow_null=True, required=False
     )
 
     class Meta:

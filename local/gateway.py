@@ -11,6 +11,8 @@ Receive = Callable[[], Awaitable[dict]]
 Send = Callable[[dict], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+WEBSOCKET_TARGETS = {"realtime"}  # the functions speak HTTP only
+
 
 class Gateway:
     """Routes by local.routes; a path no function owns answers 404 like the functions do."""
@@ -22,13 +24,13 @@ class Gateway:
         if scope["type"] == "lifespan":
             await _lifespan(receive, send)
             return
-        app = self.apps.get(route(scope["path"]) or "")
-        if app is not None:
+        target = route(scope["path"])
+        if scope["type"] == "websocket" and target not in WEBSOCKET_TARGETS:
+            await send({"type": "websocket.close", "code": 1000})  # refuse the handshake
+        elif (app := self.apps.get(target or "")) is not None:
             await app(scope, receive, send)
-        elif scope["type"] == "http":
+        else:
             await _not_found(send)
-        else:  # a websocket nobody serves: refuse the handshake
-            await send({"type": "websocket.close", "code": 1000})
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

@@ -38,6 +38,7 @@ def _prepare() -> str:
 
 def build_gateway():
     """The gateway app with every function mounted, as the local run serves it."""
+    from django.conf import settings
     from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 
     from common.asgi import function_application
@@ -48,9 +49,11 @@ def build_gateway():
     from local.gateway import Gateway
     from realtime.handler import application as realtime
 
-    docs = ASGIStaticFilesHandler(function_application("local.urls"))
-    functions = {"projects": projects, "tasks": tasks, "comments": comments, "auth": auth}
-    return Gateway({**functions, "realtime": realtime, "docs": docs})
+    apps = {"projects": projects, "tasks": tasks, "comments": comments, "auth": auth}
+    apps["realtime"] = realtime
+    if settings.LOCAL_MODE:  # the docs exist in local mode only
+        apps["docs"] = ASGIStaticFilesHandler(function_application("local.urls"))
+    return Gateway(apps)
 
 
 def main() -> None:

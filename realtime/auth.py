@@ -24,12 +24,13 @@ async def authenticate(scope: dict) -> Caller | None:
         return None
     try:
         token = AccessToken(raw)
-    except TokenError:
+        expires_at = datetime.fromtimestamp(token["exp"], UTC)
+    except (TokenError, OverflowError, ValueError, TypeError):  # bad, or signed nonsense
         return None
     username = await _active_username(token[api_settings.USER_ID_CLAIM])
     if username is None:
         return None
-    return Caller(username=username, expires_at=datetime.fromtimestamp(token["exp"], UTC))
+    return Caller(username=username, expires_at=expires_at)
 
 
 def _raw_token(scope: dict) -> str | None:

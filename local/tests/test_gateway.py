@@ -74,13 +74,28 @@ async def _crud_through(gateway: httpx.AsyncClient) -> list[httpx.Response]:
     return [token, project, task, comment, health, missing]
 
 
-async def test_the_gateway_serves_the_docs_and_schema(gateway):
-    async with gateway as client:
-        docs = await client.get("/docs/")
-        schema = await client.get("/schema/")
+def test_the_gateway_serves_the_docs_and_schema_in_local_mode(settings):
+    from local.run import build_gateway
+
+    settings.LOCAL_MODE = True
+    transport = httpx.ASGITransport(app=build_gateway())
+    docs, schema = async_to_sync(_get_docs)(
+        httpx.AsyncClient(transport=transport, base_url="http://testserver")
+    )
 
     assert docs.status_code == 200 and b"swagger" in docs.content.lower()
     assert schema.status_code == 200 and b"openapi: 3" in schema.content
+
+
+def test_the_gateway_has_no_docs_outside_local_mode(gateway):
+    docs, schema = async_to_sync(_get_docs)(gateway)
+
+    assert (docs.status_code, schema.status_code) == (404, 404)
+
+
+async def _get_docs(client: httpx.AsyncClient) -> tuple[httpx.Response, httpx.Response]:
+    async with client:
+        return await client.get("/docs/"), await client.get("/schema/")
 
 
 @pytest.mark.django_db(transaction=True)
@@ -101,3 +116,16 @@ def test_the_gateway_serves_the_notification_socket(django_user_model):
         return answer
 
     assert async_to_sync(ping)() == {"type": "pong"}
+
+
+def test_a_websocket_to_an_http_function_is_refused(settings):
+    from channels.testing import WebsocketCommunicator
+
+    from local.run import build_gateway
+
+    async def connect() -> bool:
+        socket = WebsocketCommunicator(build_gateway(), "/projects/")
+        connected, _ = await socket.connect()
+        return connected
+
+    assert async_to_sync(connect)() is False
