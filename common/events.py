@@ -7,6 +7,7 @@ the event is still in the log, and clients get it when they resume or at the nex
 """
 
 import asyncio
+import json
 import logging
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -102,7 +103,9 @@ def _send(event: Event) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    message = {"type": "event.notify", "event": envelope(event)}
+    # Encoded once here, not once per connected client.
+    text = json.dumps(envelope(event), separators=(",", ":"))
+    message = {"type": "event.notify", "project": event.project_id, "seq": event.seq, "text": text}
     try:
         async_to_sync(_send_to_groups)(layer, message, event.project_id)
     except (RedisError, OSError) as exc:

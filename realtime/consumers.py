@@ -78,17 +78,26 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         except (ValueError, TypeError):  # not JSON, or binary
             await self.send_json({"type": "error", "detail": "Messages must be JSON text."})
 
+    async def dispatch(self, message: dict) -> None:
+        # Channels closes stale database connections before every handler: a hop to the
+        # database thread per client per event. Live events skip it; they touch the database
+        # only through database_sync_to_async, which does the same itself.
+        if message["type"] == "event.notify":
+            await self.event_notify(message)
+        else:
+            await super().dispatch(message)
+
     async def event_notify(self, message: dict) -> None:
-        """A live event from the channel layer."""
-        event = message["event"]
-        project_id, seq = event["project"], event["seq"]
+        """A live event from the channel layer: its project, seq and encoded envelope."""
+        project_id, seq = message["project"], message["seq"]
         if not self.subscription.wants(project_id):
             return
         last = self.last_seq.get(project_id)
         if last is None:  # the project's first event on this socket: start where we connected
             last = self.last_seq[project_id] = await _seq_before(project_id, self.connected_at)
         if seq == last + 1:
-            await self._deliver(event)
+            self.last_seq[project_id] = seq
+            await self.send(text_data=message["text"])
         elif seq > last + 1:  # an earlier event is late or was lost: the log has it
             await self._send_logged(project_id, after=last)
 
