@@ -39,3 +39,20 @@ def test_cold_start_reports_a_row_per_function(capsys: pytest.CaptureFixture) ->
     assert len(rows) == len(cold_start.FUNCTIONS) * len(cold_start.PHASES)
     for row in rows:
         assert float(row[-1]) > 0
+
+
+def test_ws_latency_reports_a_row_per_client_count_with_no_lost_event(
+    capsys: pytest.CaptureFixture,
+) -> None:
+    """Runs its own servers on the bench database (taskwire_bench), not the suite's."""
+    from bench import ws_latency
+
+    assert ws_latency.main(["--clients", "1,5", "--writes", "3", "--warmup", "1"]) == 0
+    rows = table_rows(capsys.readouterr().out)
+    assert [row[0] for row in rows] == ["1", "5"]
+    for row in rows:
+        named = dict(zip(ws_latency.HEADERS, row, strict=True))
+        assert named["lost (candidate)"] == named["lost (reference)"] == "0"
+        assert named["ooo/dup (candidate)"] == named["ooo/dup (reference)"] == "0/0"
+        for column in ("candidate p99 ms", "reference p99 ms"):
+            float(named[column])  # every write reached every client: a number, not n/a
