@@ -71,9 +71,11 @@ def cached_page(
         building_elsewhere = not _call(cache.add, f"lock:{key}", 1, BUILD_LOCK_SECONDS)
         if building_elsewhere and (page := _wait_for(key)) is not None:
             return page, True
-        page = build()
-        _call(cache.set, key, page, _ttl())
-        _call(cache.delete, f"lock:{key}")
+        try:
+            page = build()  # may raise: a bad filter is a 400, never cached
+            _call(cache.set, key, page, _ttl())
+        finally:
+            _call(cache.delete, f"lock:{key}")
         return page, False
     except CacheDown:
         return build(), False
