@@ -106,10 +106,10 @@ def start(name: str, command: list[str], env: dict[str, str], port: int, log_dir
     return Server(name, process, port, log_path, log)
 
 
-def start_uvicorn(name: str, app: str, env: dict[str, str], log_dir: Path) -> Server:
-    """One uvicorn process with its defaults (uvloop, httptools, websockets-sansio)."""
+def start_uvicorn(name: str, app: str, env: dict[str, str], log_dir: Path, *options: str) -> Server:
+    """One uvicorn process: its defaults (uvloop, httptools, websockets-sansio) plus `options`."""
     port = free_port()
-    command = [sys.executable, "-m", "uvicorn", app, "--host", HOST, "--port", str(port)]
+    command = [sys.executable, "-m", "uvicorn", app, "--host", HOST, "--port", str(port), *options]
     return start(name, [*command, "--log-level", "warning"], env, port, log_dir)
 
 

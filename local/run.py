@@ -77,7 +77,9 @@ def main() -> None:
         f"""-d '{{"username": "{DEMO_USERNAME}", "password": "{password}"}}'\n""",
         flush=True,
     )
-    uvicorn.run(build_gateway(), host=host, port=port, log_level="info")
+    uvicorn.run(
+        build_gateway(), host=host, port=port, log_level="info", ws_per_message_deflate=False
+    )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ cursor a client starts with the first event logged after it connected.
 
 import asyncio
 import logging
+import random
 from datetime import UTC, datetime
 
 from channels.db import database_sync_to_async
@@ -133,9 +134,12 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         await self.close(code=CLOSE_UNAUTHORIZED)
 
     async def _ping_forever(self) -> None:
+        interval = settings.REALTIME_PING_SECONDS
+        # Clients that connected together (after a deploy, say) must not all be pinged at once.
+        await asyncio.sleep(random.uniform(0.5, 1.0) * interval)
         while True:
-            await asyncio.sleep(settings.REALTIME_PING_SECONDS)
             await self.send_json({"type": "ping"})
+            await asyncio.sleep(interval)
 
 
 @database_sync_to_async

@@ -1,7 +1,10 @@
 """The realtime service: /ws/notifications/ over websockets, /healthz and /readyz over HTTP.
 
-Container: `uvicorn realtime.handler:application`
+Container: `uvicorn realtime.handler:application --ws-per-message-deflate false` (events are
+small JSON: compressing each one for each client costs more CPU than it saves bytes).
 """
+
+import gc
 
 from common.asgi import function_application
 
@@ -17,3 +20,9 @@ websocket = AllowedHostsOriginValidator(
     URLRouter([path("ws/notifications/", NotificationConsumer.as_asgi())])
 )
 application = ProtocolTypeRouter({"http": http, "websocket": websocket})
+
+# Long-lived connections make Python's full collections slow enough to show as event latency
+# spikes (p99 at 1000 clients: 170 ms before, 45 ms after; bench ws_latency). Keep start-up
+# objects out of collection, and collect the young generation less often.
+gc.freeze()
+gc.set_threshold(50_000, 20, 100)
