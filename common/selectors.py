@@ -6,11 +6,11 @@ from common.models import Comment, Project, SummaryReport, Task
 
 
 def project_list() -> QuerySet[Project]:
-    return Project.objects.select_related("owner").order_by("id")
+    return _with_username(Project.objects.all(), "owner").order_by("id")
 
 
 def task_list() -> QuerySet[Task]:
-    return Task.objects.select_related("assignee").order_by("id")
+    return _with_username(Task.objects.all(), "assignee").order_by("id")
 
 
 def comment_list(*, task: Task) -> QuerySet[Comment]:
@@ -19,3 +19,13 @@ def comment_list(*, task: Task) -> QuerySet[Comment]:
 
 def summary_list(*, project: Project) -> QuerySet[SummaryReport]:
     return SummaryReport.objects.filter(project=project).order_by("-date", "-id")
+
+
+def _with_username(queryset: QuerySet, relation: str) -> QuerySet:
+    """Join the related user, loading only the username the representation shows.
+
+    A whole user row (password hash, two timestamps to parse) per listed row costs more than
+    the row itself.
+    """
+    fields = [field.name for field in queryset.model._meta.concrete_fields]
+    return queryset.select_related(relation).only(*fields, f"{relation}__username")
