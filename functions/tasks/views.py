@@ -18,6 +18,13 @@ class TaskList(CachedListMixin, generics.ListCreateAPIView):
     def get_queryset(self):
         return selectors.task_list()
 
+    def render_list(self, request) -> bytes:
+        rows = self.paginator.page_rows(self.filter_queryset(self.get_queryset()), request)
+        results = selectors.task_rows_json(rows)
+        if results is None:  # not PostgreSQL: the serializer renders it
+            return super().render_list(request)
+        return self.paginator.render_page(results)
+
     def perform_create(self, serializer):
         serializer.instance = services.task_create(
             actor=self.request.user, **serializer.validated_data
