@@ -14,7 +14,7 @@ from common.tests.factories import TaskFactory, UserFactory
 
 class TaskRowsJsonTests(TestCase):
     def test_it_matches_the_serializer_field_for_field(self):
-        bob = UserFactory(username="bób \"quoted\"")
+        bob = UserFactory(username='bób "quoted"')
         TaskFactory(title='Line\nbreak, "quotes", \\ and é 🚀', description="", assignee=bob)
         TaskFactory(due_date=datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC))  # whole second
         TaskFactory(due_date=datetime(999, 1, 1, 0, 0, 0, 7, tzinfo=UTC), status="completed")
