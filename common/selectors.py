@@ -5,6 +5,7 @@ from django.db import connection
 from django.db.models import F, QuerySet
 
 from common.models import Comment, Project, SummaryReport, Task
+from common.serializers import TaskSerializer
 
 
 def project_list() -> QuerySet[Project]:
@@ -23,12 +24,16 @@ def task_rows_json(queryset: QuerySet[Task]) -> bytes | None:
     """
     if connection.vendor != "postgresql":
         return None
-    rows = queryset.values(*_TASK_COLUMNS.values(), assignee_username=F("assignee__username"))
+    columns = {name: _RENAMED.get(name, name) for name in TaskSerializer.Meta.fields}
+    rows = queryset.values(
+        *(column for column in columns.values() if column != "assignee_username"),
+        assignee_username=F("assignee__username"),
+    )
     try:
         sql, params = rows.query.sql_with_params()
     except EmptyResultSet:  # an empty page: nothing to ask
         return b"[]"
-    fields = ", ".join(f"'{name}', {_json_value(column)}" for name, column in _TASK_JSON.items())
+    fields = ", ".join(f"'{name}', {_json_value(column)}" for name, column in columns.items())
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT coalesce(json_agg(json_build_object({fields})), '[]')::text FROM ({sql}) t",
@@ -55,37 +60,8 @@ def _with_username(queryset: QuerySet, relation: str) -> QuerySet:
     return queryset.select_related(relation).only(*fields, f"{relation}__username")
 
 
-# representation field -> column of the values() query behind task_rows_json
-_TASK_COLUMNS = {
-    "id": "id",
-    "project": "project_id",
-    "title": "title",
-    "description": "description",
-    "status": "status",
-    "due_date": "due_date",
-    "comment_count": "comment_count",
-    "reminder_sent_at": "reminder_sent_at",
-    "completed_at": "completed_at",
-    "created_at": "created_at",
-    "updated_at": "updated_at",
-}
-_TASK_JSON = {
-    name: ("assignee_username" if name == "assignee" else _TASK_COLUMNS[name])
-    for name in (
-        "id",
-        "project",
-        "title",
-        "description",
-        "status",
-        "assignee",
-        "due_date",
-        "comment_count",
-        "reminder_sent_at",
-        "completed_at",
-        "created_at",
-        "updated_at",
-    )
-}
+# TaskSerializer's fields whose column in task_rows_json's query has another name
+_RENAMED = {"project": "project_id", "assignee": "assignee_username"}
 _TIMESTAMPS = {"due_date", "reminder_sent_at", "completed_at", "created_at", "updated_at"}
 # RFC 3339 in UTC with `Z`, microseconds only when there are any: Python's isoformat().
 _ISO_SECONDS = """'YYYY-MM-DD"T"HH24:MI:SS"Z"'"""

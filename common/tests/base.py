@@ -7,6 +7,15 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from common.tests.factories import UserFactory
 
+# A Redis cache nobody answers: for tests of an outage.
+CLOSED_CACHE = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": "redis://127.0.0.1:1/0",
+        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+    }
+}
+
 
 def iso(value: datetime | None) -> str | None:
     """A timestamp as the API writes it: UTC, RFC 3339, `Z`."""

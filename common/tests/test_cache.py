@@ -16,17 +16,10 @@ from rest_framework_simplejwt.tokens import AccessToken
 from common import cache as list_cache
 from common import services
 from common.models import Task
-from common.tests.base import APITest
+from common.tests.base import CLOSED_CACHE, APITest
 from common.tests.factories import CommentFactory, ProjectFactory, TaskFactory, UserFactory
 
 WORKING_CACHES = settings.CACHES  # the suite's Redis, before any test points elsewhere
-CLOSED_CACHE = {
-    "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": "redis://127.0.0.1:1/0",
-        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
-    }
-}
 
 
 @override_settings(ROOT_URLCONF="local.urls")

@@ -6,13 +6,7 @@ from django.conf import settings
 from django.db.utils import ConnectionHandler
 from django.test import TestCase, override_settings
 
-CLOSED_CACHE = {
-    "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": "redis://127.0.0.1:1/0",
-        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
-    }
-}
+from common.tests.base import CLOSED_CACHE
 
 
 @override_settings(ROOT_URLCONF="common.urls")
