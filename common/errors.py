@@ -1,6 +1,6 @@
 """Errors as HTTP: every failure a client can cause answers JSON `{"detail": ...}` with a 4xx."""
 
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig
 from django.http import HttpRequest, JsonResponse
 from rest_framework import exceptions
 from rest_framework.response import Response
@@ -14,9 +14,15 @@ class PayloadTooLarge(exceptions.APIException):
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
-    """DRF's handler, plus Django's own client errors that would otherwise answer 500."""
+    """DRF's handler, plus client errors that would otherwise answer 500.
+
+    A row that a write re-reads and finds deleted by a concurrent write answers 404, as it
+    would have a moment earlier.
+    """
     if isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge()
+    elif isinstance(exc, ObjectDoesNotExist):
+        exc = exceptions.NotFound()
     return drf_exception_handler(exc, context)
 
 

@@ -17,7 +17,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.utils import timezone
 
-from common.models import Event
+from common.models import Event, Project
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +92,10 @@ def _next_seq(project_id: int) -> int:
             "UPDATE common_project SET event_seq = event_seq + 1 WHERE id = %s RETURNING event_seq",
             [project_id],
         )
-        return cursor.fetchone()[0]
+        row = cursor.fetchone()
+    if row is None:
+        raise Project.DoesNotExist(f"project {project_id} is gone")
+    return row[0]
 
 
 def _send(event: Event) -> None:

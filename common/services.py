@@ -2,6 +2,11 @@
 
 Each runs in one transaction and ends with one `publish`, so a write and its event happen whole
 or not at all. `actor` is the user making the change (None for the system).
+
+The instance a view passes in may be stale by the time the write runs: each service re-reads
+what it changes under row locks, taken projects first (in id order), then the task, so
+concurrent writes wait for each other instead of deadlocking. A row deleted meanwhile raises
+its model's DoesNotExist, which answers 404.
 """
 
 from datetime import datetime
@@ -28,9 +33,10 @@ def project_create(*, actor: Actor, name: str, description: str = "") -> Project
 
 @transaction.atomic
 def project_update(*, actor: Actor, project: Project, **changes: Any) -> Project:
+    project = _locked_project(project.pk)
     for field, value in changes.items():
         setattr(project, field, value)
-    project.save()
+    project.save(update_fields=[*changes, "updated_at"])  # never event_seq: publish owns it
     _publish_project(EventType.PROJECT_UPDATED, project, actor)
     return project
 
@@ -38,6 +44,7 @@ def project_update(*, actor: Actor, project: Project, **changes: Any) -> Project
 @transaction.atomic
 def project_delete(*, actor: Actor, project: Project) -> None:
     """Delete the project with its tasks and comments: one `project.deleted` covers them all."""
+    project = _locked_project(project.pk)
     publish(
         type=EventType.PROJECT_DELETED, project_id=project.id, data={"id": project.id}, actor=actor
     )
@@ -55,6 +62,7 @@ def task_create(
     status: str = Task.Status.PENDING,
     assignee: AbstractBaseUser | None = None,
 ) -> Task:
+    project = _locked_project(project.pk)
     task = Task(
         project=project,
         title=title,
@@ -71,12 +79,9 @@ def task_create(
 
 @transaction.atomic
 def task_update(*, actor: Actor, task: Task, **changes: Any) -> Task:
-    """Apply `changes` to the task, read under its row lock so concurrent updates serialise.
-
-    A task moved to another project is announced in the project it moved to.
-    """
-    _lock_project(task.project_id)
-    task = Task.objects.select_for_update(of=("self",)).select_related("assignee").get(pk=task.pk)
+    """Apply `changes` to the task. A task moved to another project is announced there."""
+    moved_to = changes.get("project")
+    task = _locked_task(task, *([moved_to.pk] if moved_to else []))
     was_completed = task.status == Task.Status.COMPLETED
     if "due_date" in changes and changes["due_date"] != task.due_date:
         task.reminder_sent_at = None  # a new due date deserves its own reminder
@@ -90,7 +95,7 @@ def task_update(*, actor: Actor, task: Task, **changes: Any) -> Task:
 
 @transaction.atomic
 def task_delete(*, actor: Actor, task: Task) -> None:
-    _lock_project(task.project_id)
+    task = _locked_task(task)
     data = {"id": task.id, "project": task.project_id}
     task.delete()
     publish(type=EventType.TASK_DELETED, project_id=data["project"], data=data, actor=actor)
@@ -98,7 +103,7 @@ def task_delete(*, actor: Actor, task: Task) -> None:
 
 @transaction.atomic
 def comment_create(*, actor: Actor, task: Task, author: str, content: str) -> Comment:
-    _lock_project(task.project_id)
+    task = _locked_task(task)
     comment = Comment.objects.create(task=task, author=author, content=content)
     Task.objects.filter(pk=task.pk).update(comment_count=F("comment_count") + 1)
     data = {**CommentSerializer(comment).data, "task_title": task.title}
@@ -106,13 +111,19 @@ def comment_create(*, actor: Actor, task: Task, author: str, content: str) -> Co
     return comment
 
 
-def _lock_project(project_id: int) -> None:
-    """Take the project's row lock before any task row: every write locks project, then task.
+def _locked_project(project_id: int) -> Project:
+    projects = Project.objects.select_for_update(no_key=True, of=("self",))
+    return projects.select_related("owner").get(pk=project_id)
 
-    publish() needs the project lock for `seq`; taking it first keeps one lock order across
-    writes, so a task update racing its project's delete waits instead of deadlocking.
-    """
-    list(Project.objects.select_for_update(no_key=True).filter(pk=project_id).values_list("pk"))
+
+def _locked_task(task: Task, *other_project_ids: int) -> Task:
+    """The task, re-read under its lock, after the locks of its project and `other_project_ids`."""
+    project_ids = sorted({task.project_id, *other_project_ids})
+    list(Project.objects.filter(pk__in=project_ids).order_by("pk").select_for_update(no_key=True))
+    locked = Task.objects.select_for_update(of=("self",)).select_related("assignee").get(pk=task.pk)
+    if locked.project_id not in project_ids:  # moved since the caller read it: lock that one too
+        _locked_project(locked.project_id)
+    return locked
 
 
 def _publish_project(type: EventType, project: Project, actor: Actor) -> None:

@@ -1,0 +1,66 @@
+"""Services given stale copies, as views are when another write commits first."""
+
+from django.test import TestCase
+from django.utils import timezone
+from rest_framework.exceptions import NotFound
+
+from common import services
+from common.errors import exception_handler
+from common.models import Event, Project, Task
+from common.tests.factories import ProjectFactory, TaskFactory
+
+
+def new_task(project):
+    return services.task_create(actor=None, project=project, title="t", due_date=timezone.now())
+
+
+class StaleCopyTests(TestCase):
+    def test_updating_a_project_with_a_stale_copy_keeps_seq_and_other_fields(self):
+        stale = ProjectFactory(name="old", description="kept")
+        Project.objects.filter(pk=stale.pk).update(description="changed meanwhile")
+        new_task(stale)  # seq 1, committed after the stale copy was read
+
+        services.project_update(actor=None, project=stale, name="new")
+        new_task(stale)
+
+        self.assertEqual(list(Event.objects.values_list("seq", flat=True)), [1, 2, 3])
+        fresh = Project.objects.get(pk=stale.pk)
+        self.assertEqual((fresh.name, fresh.description), ("new", "changed meanwhile"))
+
+    def test_writing_a_task_deleted_meanwhile_raises_does_not_exist_and_logs_nothing(self):
+        stale = TaskFactory()
+        Task.objects.filter(pk=stale.pk).delete()
+
+        for write in (
+            lambda: services.task_update(actor=None, task=stale, title="x"),
+            lambda: services.task_delete(actor=None, task=stale),
+            lambda: services.comment_create(actor=None, task=stale, author="a", content="c"),
+        ):
+            with self.subTest(write=write), self.assertRaises(Task.DoesNotExist):
+                write()
+        self.assertFalse(Event.objects.exists())
+
+    def test_writing_into_a_project_deleted_meanwhile_raises_does_not_exist(self):
+        stale = ProjectFactory()
+        Project.objects.filter(pk=stale.pk).delete()
+
+        with self.assertRaises(Project.DoesNotExist):
+            new_task(stale)
+        with self.assertRaises(Project.DoesNotExist):
+            services.project_delete(actor=None, project=stale)
+
+    def test_a_task_moved_meanwhile_is_deleted_from_the_project_it_is_in(self):
+        stale = TaskFactory()
+        elsewhere = ProjectFactory()
+        Task.objects.filter(pk=stale.pk).update(project=elsewhere)
+
+        services.task_delete(actor=None, task=stale)
+
+        self.assertEqual(Event.objects.get().project_id, elsewhere.id)
+
+    def test_a_vanished_row_answers_404(self):
+        response = exception_handler(Task.DoesNotExist(), {})
+
+        self.assertEqual(
+            (response.status_code, response.data), (404, {"detail": NotFound.default_detail})
+        )
