@@ -4,11 +4,13 @@ A page's key embeds the current versions of what it shows; a committed write bum
 (after commit, from model signals, so the admin and the shell invalidate too), and the next read
 builds a new page under a new key. Old pages are never deleted, only left to their TTL.
 
-Versions:  `projects` (project lists), `tasks` (every task list) and `tasks:project:ID` (task lists
-filtered by that project). Redis errors never fail a request: they are logged, the request is
-served from the database, and the cache is skipped for a few seconds.
+Versions: `projects` (project lists), `tasks` (every task list), `tasks:project:ID` (task lists
+filtered by that project) and `users` (every list: they show usernames). Redis errors never fail
+a request: they are logged, the request is served from the database, and the cache is skipped
+for a few seconds.
 """
 
+import contextlib
 import hashlib
 import logging
 import random
@@ -28,6 +30,7 @@ BUILD_LOCK_SECONDS = 5
 WAIT_FOR_BUILDER_SECONDS = 2.0
 SKIP_AFTER_ERROR_SECONDS = 5.0
 CACHED_RESOURCES = ("projects", "tasks")
+ACTIVE_USER_SECONDS = 300  # how long the hit path trusts that a token's user is still active
 
 _skip_until = 0.0  # monotonic time before which the cache is not asked (after an error)
 
@@ -38,23 +41,31 @@ class CacheDown(Exception):
 
 def page_versions(resource: str, project: str | None) -> list[str]:
     """The version names a list page of `resource` depends on."""
-    if resource == "tasks" and project and project.isdigit():
-        return [f"tasks:project:{int(project)}"]
-    return [resource]
+    if resource == "tasks" and project and project.isascii() and project.isdigit():
+        return [f"tasks:project:{int(project)}", "users"]
+    return [resource, "users"]
 
 
-def page_key(resource: str, versions: dict[str, int], base_url: str, query: list[tuple]) -> str:
-    """The cache key of one page: resource, versions, and everything that changes its bytes."""
-    canonical = "&".join(f"{name}={value}" for name, value in sorted(query))
-    digest = hashlib.blake2b(f"{base_url}?{canonical}".encode(), digest_size=16).hexdigest()
+def page_key(resource: str, versions: dict[str, int], base_url: str, query: str) -> str:
+    """The cache key of one page: resource, versions, and everything that changes its bytes.
+
+    `query` is the request's query string re-encoded in its own order: repeated parameters
+    mean their last value, so their order is part of what was asked.
+    """
+    digest = hashlib.blake2b(f"{base_url}?{query}".encode(), digest_size=16).hexdigest()
     stamp = ".".join(str(versions[name]) for name in sorted(versions))
     return f"page:{resource}:{stamp}:{digest}"
 
 
+def active_user_key(user_id) -> str:
+    """Present while the hit path may serve this user (set by Django after it authenticated)."""
+    return f"user-active:{user_id}"
+
+
 def request_page_key(request: HttpRequest, resource: str) -> str:
     names = page_versions(resource, request.GET.get("project"))
-    query = [(name, value) for name, values in request.GET.lists() for value in values]
-    return page_key(resource, _versions(names), request.build_absolute_uri(request.path), query)
+    base_url = request.build_absolute_uri(request.path)
+    return page_key(resource, _versions(names), base_url, request.GET.urlencode())
 
 
 def cached_page(
@@ -88,6 +99,7 @@ class CachedListMixin:
 
     def list(self, request, *args, **kwargs):
         page, hit = cached_page(request, self.cache_resource, lambda: self.render_list(request))
+        _remember_active(request.user.pk)
         response = HttpResponse(page, content_type="application/json")
         response["X-Cache"] = "hit" if hit else "miss"
         return response
@@ -108,6 +120,11 @@ def cache_ping() -> None:
         cache.get("readyz")
     except (RedisError, OSError) as exc:
         raise ConnectionError(f"cache: {exc}") from exc
+
+
+def _remember_active(user_id) -> None:
+    with contextlib.suppress(CacheDown):
+        _call(cache.set, active_user_key(user_id), 1, ACTIVE_USER_SECONDS)
 
 
 def _versions(names: list[str]) -> dict[str, int]:
@@ -205,11 +222,30 @@ def _comment_saved(sender, instance, **kwargs) -> None:
     cache_version_bump("tasks", f"tasks:project:{instance.task.project_id}")  # comment_count
 
 
+def _user_changed(sender, instance, **kwargs) -> None:
+    # A rename shows in every list; a deactivated or deleted user loses the hit path at once.
+    cache_version_bump("users")
+    transaction.on_commit(lambda: _forget_active(instance.pk), robust=True)
+
+
+def _forget_active(user_id) -> None:
+    try:
+        cache.delete(active_user_key(user_id))
+    except (RedisError, OSError) as exc:
+        logger.error(
+            "cache: could not forget user %s (lapses in %ss): %s", user_id, ACTIVE_USER_SECONDS, exc
+        )
+
+
 def connect_invalidation() -> None:
+    from django.contrib.auth import get_user_model
     from django.db.models.signals import post_delete, post_save
 
     from common.models import Comment, Project, Task
 
+    user = get_user_model()
+    post_save.connect(_user_changed, sender=user, dispatch_uid="cache.user_saved")
+    post_delete.connect(_user_changed, sender=user, dispatch_uid="cache.user_deleted")
     post_save.connect(_project_saved, sender=Project, dispatch_uid="cache.project_saved")
     post_delete.connect(_project_deleted, sender=Project, dispatch_uid="cache.project_deleted")
     post_save.connect(_task_saved, sender=Task, dispatch_uid="cache.task_saved")

@@ -3,7 +3,9 @@
 A GET of a cached list with a valid access token is answered here, with one Redis round trip for
 the versions and one for the page, without entering Django. Anything else (a miss, no or a bad
 token, Redis trouble) goes on to Django, which answers and fills the cache (common.cache).
-The token is checked by signature and expiry only; Django also checks the user is active.
+The token's signature and expiry are checked here; that its user is active, Django vouches for
+with a short-lived key it sets after authenticating, which deactivating or deleting the user
+removes.
 """
 
 import asyncio
@@ -17,9 +19,16 @@ from django.core.handlers.asgi import ASGIRequest
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import AccessToken
 
-from common.cache import cache_failed, cache_skipped, page_key, page_versions
+from common.cache import (
+    active_user_key,
+    cache_failed,
+    cache_skipped,
+    page_key,
+    page_versions,
+)
 
 
 class CachedListFrontend:
@@ -41,25 +50,26 @@ class CachedListFrontend:
 
     async def _cached_page(self, scope, resource: str) -> bytes | None:
         request = ASGIRequest(scope, io.BytesIO())
-        if not _has_valid_token(request):
+        user_id = _token_user_id(request)
+        if user_id is None:
             return None
         names = page_versions(resource, request.GET.get("project"))
+        keys = [*names, active_user_key(user_id)]
         try:
             base_url = request.build_absolute_uri(request.path)
             redis = self._redis()
-            raw_versions = await redis.mget([cache.make_key(name) for name in names])
-            if None in raw_versions:
+            found = await redis.mget([cache.make_key(key) for key in keys])
+            if None in found:  # a version never set, or a user Django has not vouched for lately
                 return None
-            versions = {name: int(raw) for name, raw in zip(names, raw_versions, strict=True)}
-            query = [(name, value) for name, values in request.GET.lists() for value in values]
-            raw_page = await redis.get(
-                cache.make_key(page_key(resource, versions, base_url, query))
-            )
+            versions = {name: int(raw) for name, raw in zip(names, found, strict=False)}
+            key = page_key(resource, versions, base_url, request.GET.urlencode())
+            raw_page = await redis.get(cache.make_key(key))
         except DisallowedHost:
             return None  # Django answers it
         except (RedisError, OSError) as exc:
             cache_failed(exc)
             return None
+        # Unpickling is safe as far as Redis is: only the Django side writes these pages.
         return None if raw_page is None else pickle.loads(raw_page)
 
     def _redis(self) -> aioredis.Redis:
@@ -71,15 +81,15 @@ class CachedListFrontend:
         return self._clients[loop]
 
 
-def _has_valid_token(request: ASGIRequest) -> bool:
+def _token_user_id(request: ASGIRequest) -> str | None:
+    """The user id of a valid access token in the request, else None."""
     kind, _, raw = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
     if kind != "Bearer" or not raw:
-        return False
+        return None
     try:
-        AccessToken(raw.strip())
-    except TokenError:
-        return False
-    return True
+        return str(AccessToken(raw.strip())[api_settings.USER_ID_CLAIM])
+    except (TokenError, KeyError, OverflowError, ValueError, TypeError):
+        return None
 
 
 async def _send_page(send, page: bytes) -> None:

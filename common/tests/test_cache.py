@@ -47,12 +47,33 @@ class ListCacheTests(APITest):
                 self.assertEqual(hit.content, miss.content)
                 self.assertEqual(hit["Content-Type"], "application/json")
 
-    def test_query_order_does_not_matter_but_every_parameter_does(self):
-        TaskFactory.create_batch(3)
-        self.get("/tasks/?status=pending&page_size=2")
+    def test_every_parameter_and_the_order_of_repeated_ones_are_part_of_the_key(self):
+        pending = TaskFactory(status="pending")
+        done = TaskFactory(status="completed", title="foo")
 
-        self.assertEqual(self.get("/tasks/?page_size=2&status=pending")["X-Cache"], "hit")
-        self.assertEqual(self.get("/tasks/?page_size=1&status=pending")["X-Cache"], "miss")
+        self.assertEqual(self.ids("/tasks/?status=pending&status=completed"), [done.id])
+        self.assertEqual(self.ids("/tasks/?status=completed&status=pending"), [pending.id])
+        self.assertEqual(self.ids("/tasks/?search=foo&status=completed"), [done.id])
+        self.assertEqual(self.ids("/tasks/?search=foo%26status%3Dcompleted"), [])
+        self.assertEqual(self.get("/tasks/?search=foo&status=completed")["X-Cache"], "hit")
+
+    def test_a_project_filter_that_is_not_an_ascii_number_is_a_400(self):
+        self.assertEqual(self.client.get("/tasks/?project=%C2%B2").status_code, 400)
+
+    def test_renaming_a_user_shows_in_every_list(self):
+        bob = UserFactory(username="bob")
+        task = TaskFactory(assignee=bob, project=ProjectFactory(owner=bob))
+        paths = ["/tasks/", f"/tasks/?project={task.project_id}", "/projects/"]
+        for path in paths:
+            self.get(path)
+
+        with self.committed():
+            bob.username = "robert"
+            bob.save()
+
+        self.assertEqual(self.get(paths[0]).json()["results"][0]["assignee"], "robert")
+        self.assertEqual(self.get(paths[1]).json()["results"][0]["assignee"], "robert")
+        self.assertEqual(self.get(paths[2]).json()["results"][0]["owner"], "robert")
 
     def test_errors_are_not_cached(self):
         self.assertEqual(self.client.get("/tasks/?status=nope").status_code, 400)
@@ -273,3 +294,25 @@ def test_the_front_lets_django_refuse_a_bad_token(settings):
 
     assert async_to_sync(get)({}).status_code == 401
     assert async_to_sync(get)({"Authorization": "Bearer nonsense"}).status_code == 401
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_deactivated_user_gets_no_more_hits_from_the_front(settings):
+    from functions.tasks.handler import application
+
+    settings.ALLOWED_HOSTS = ["testserver"]
+    user = UserFactory()
+    headers = {"Authorization": f"Bearer {AccessToken.for_user(user)}"}
+
+    async def get() -> httpx.Response:
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            return await client.get("/tasks/", headers=headers)
+
+    first, second = async_to_sync(get)(), async_to_sync(get)()
+    user.is_active = False
+    user.save()  # autocommit: the on-commit work runs now
+    after = async_to_sync(get)()
+
+    assert (first.headers["x-cache"], second.headers["x-cache"]) == ("miss", "hit")
+    assert after.status_code == 401
