@@ -15,6 +15,12 @@ from common.models import Comment, Project, SummaryReport, Task
 class UTCDateTimeField(serializers.DateTimeField):
     """Reads naive input in TIME_ZONE (DRF's default) and always writes RFC 3339 UTC with `Z`."""
 
+    def to_internal_value(self, value):
+        try:
+            return super().to_internal_value(value)
+        except OverflowError:  # a naive year 1 or 9999 that TIME_ZONE pushes off the calendar
+            self.fail("overflow")
+
     def to_representation(self, value):
         if not value:
             return None

@@ -76,7 +76,7 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
     async def receive(self, text_data=None, bytes_data=None, **kwargs) -> None:
         try:
             await super().receive(text_data=text_data, bytes_data=bytes_data, **kwargs)
-        except (ValueError, TypeError):  # not JSON, or binary
+        except (ValueError, TypeError, RecursionError):  # not JSON, binary, or nested too deep
             await self.send_json({"type": "error", "detail": "Messages must be JSON text."})
 
     async def dispatch(self, message: dict) -> None:

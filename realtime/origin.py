@@ -18,6 +18,7 @@ class AllowedHostsOriginValidator(OriginValidator):
     def valid_origin(self, parsed_origin) -> bool:
         if parsed_origin is None:
             return True
-        return bool(parsed_origin.hostname) and validate_host(
-            parsed_origin.hostname, settings.ALLOWED_HOSTS
-        )
+        host = parsed_origin.hostname or ""
+        if ":" in host:  # IPv6: ALLOWED_HOSTS writes it as Host headers do, in brackets
+            host = f"[{host}]"
+        return bool(host) and validate_host(host, settings.ALLOWED_HOSTS)

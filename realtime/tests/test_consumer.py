@@ -279,3 +279,25 @@ async def test_the_server_pings_idle_clients(connect):
         socket = await connect()
 
         assert await receive(socket) == {"type": "ping"}
+
+
+async def test_json_nested_too_deeply_gets_an_error_and_the_socket_stays_open(connect):
+    socket = await connect()
+
+    await socket.send_to(text_data="[" * 100_000)
+    error = await receive(socket)
+    await socket.send_json_to({"action": "ping"})
+
+    assert error["type"] == "error"
+    assert await receive(socket) == {"type": "pong"}
+
+
+async def test_an_ipv6_origin_in_allowed_hosts_is_accepted(application, token, settings):
+    from channels.testing import WebsocketCommunicator
+
+    settings.ALLOWED_HOSTS = ["[::1]"]
+    path = f"/ws/notifications/?token={token}"
+    socket = WebsocketCommunicator(application, path, headers=[(b"origin", b"http://[::1]:8000")])
+
+    assert (await socket.connect(timeout=TIMEOUT))[0] is True
+    await socket.disconnect()

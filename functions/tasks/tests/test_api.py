@@ -72,6 +72,13 @@ class TaskCreateTests(APITest):
 
         self.assertEqual(response.json()["due_date"], "2030-01-02T08:04:05Z")
 
+    @override_settings(TIME_ZONE="Asia/Tokyo")
+    def test_a_naive_due_date_off_the_calendar_in_utc_is_a_400(self):
+        response = self.post(due_date="0001-01-01T00:00:00")
+
+        self.assertEqual(response.status_code, 400)
+        self.assertEqual(response.json(), {"due_date": ["Datetime value out of range."]})
+
     def test_a_past_due_date_is_allowed(self):
         self.assertEqual(self.post(due_date="2001-01-01T00:00:00Z").status_code, 201)
 
