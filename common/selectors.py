@@ -34,11 +34,9 @@ def task_rows_json(queryset: QuerySet[Task]) -> bytes | None:
     except EmptyResultSet:  # an empty page: nothing to ask
         return b"[]"
     fields = ", ".join(f"'{name}', {_json_value(column)}" for name, column in columns.items())
+    aggregate = f"json_agg(json_build_object({fields}) ORDER BY {_order_by(queryset)})"
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT coalesce(json_agg(json_build_object({fields})), '[]')::text FROM ({sql}) t",
-            params,
-        )
+        cursor.execute(f"SELECT coalesce({aggregate}, '[]')::text FROM ({sql}) t", params)
         return cursor.fetchone()[0].encode()
 
 
@@ -66,6 +64,17 @@ _TIMESTAMPS = {"due_date", "reminder_sent_at", "completed_at", "created_at", "up
 # RFC 3339 in UTC with `Z`, microseconds only when there are any: Python's isoformat().
 _ISO_SECONDS = """'YYYY-MM-DD"T"HH24:MI:SS"Z"'"""
 _ISO_MICROSECONDS = """'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'"""
+
+
+def _order_by(queryset: QuerySet) -> str:
+    """The queryset's ordering over the subquery's columns, so the array keeps the page's order."""
+    ordering = [name for name in queryset.query.order_by if isinstance(name, str)] or ["id"]
+    fields = ("id" if name.lstrip("-") == "pk" else name.lstrip("-") for name in ordering)
+    columns = (_RENAMED.get(field, field) for field in fields)
+    directions = ("DESC" if name.startswith("-") else "ASC" for name in ordering)
+    return ", ".join(
+        f"t.{column} {direction}" for column, direction in zip(columns, directions, strict=True)
+    )
 
 
 def _json_value(column: str) -> str:
