@@ -59,7 +59,15 @@ class Task(models.Model):
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["due_date"], name="task_due_date_idx")]
+        indexes = [
+            models.Index(fields=["due_date"], name="task_due_date_idx"),
+            # send_due_reminders' window: open tasks not yet reminded, by due date.
+            models.Index(
+                fields=["due_date"],
+                name="task_reminder_due_idx",
+                condition=models.Q(reminder_sent_at__isnull=True) & ~models.Q(status="completed"),
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.title
@@ -84,6 +92,45 @@ class Comment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.author} on task {self.task_id}"
+
+
+class Reminder(models.Model):
+    """The reminder email for one task and one due date: unique, so it goes out at most once.
+
+    A run claims it (`claimed_at`); a claim older than the lease, from a worker that died
+    before sending, is taken over by a later run.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+        SKIPPED = "skipped", "Skipped"
+        FAILED = "failed", "Failed"
+
+    task = models.ForeignKey(Task, related_name="reminders", on_delete=models.CASCADE)
+    due_date = models.DateTimeField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    recipient = models.EmailField(blank=True, default="")
+    message_id = models.CharField(max_length=255, blank=True, default="")
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["task", "due_date"], name="reminder_unique_task_due")
+        ]
+        indexes = [
+            models.Index(
+                fields=["claimed_at"],
+                name="reminder_pending_idx",
+                condition=models.Q(status="pending"),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"reminder for task {self.task_id} due {self.due_date}"
 
 
 class SummaryReport(models.Model):

@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "common",
+    "scheduled",
 ]
 # The interactive docs (/docs/, /schema/) exist in local runs only.
 DOCS_APPS = ["django.contrib.staticfiles", "drf_spectacular", "drf_spectacular_sidecar"]
@@ -121,6 +122,33 @@ else:
 REALTIME_PING_SECONDS = float(os.environ.get("REALTIME_PING_SECONDS", "30"))
 
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Taskwire <noreply@taskwire.local>")
+
+# Email goes out through Amazon SES (django-ses); SES_ENDPOINT_URL points it at moto locally.
+SES_ENDPOINT_URL = os.environ.get("SES_ENDPOINT_URL", "")
+if SES_ENDPOINT_URL or not LOCAL_MODE:
+    EMAIL_BACKEND = "django_ses.SESBackend"
+else:  # the embedded run without an SES endpoint: mail is printed
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+AWS_SES_REGION_NAME = os.environ.get("AWS_REGION", "us-east-1")
+AWS_SES_REGION_ENDPOINT = f"email.{AWS_SES_REGION_NAME}.amazonaws.com"
+if SES_ENDPOINT_URL:
+    AWS_SES_REGION_ENDPOINT_URL = SES_ENDPOINT_URL
+    AWS_SES_AUTO_THROTTLE = None  # moto has no send quota to pace against
+
+# Celery: the jobs (scheduled/). JSON only, acknowledged after the job ran (jobs are
+# idempotent), one message at a time per worker, bounded run time, no result backend.
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "memory://" if LOCAL_MODE else "")
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SOFT_TIME_LIMIT = 240
+CELERY_TASK_TIME_LIMIT = 300
+CELERY_TIMEZONE = TIME_ZONE
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -9,10 +9,20 @@ import os
 os.environ.setdefault("SECRET_KEY", "test-only-signing-key-not-a-secret-anywhere")
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
+os.environ.setdefault("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+# SES is moto's (mock_aws) in tests: fake credentials, so nothing can reach AWS.
+for name in (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SECURITY_TOKEN",
+    "AWS_SESSION_TOKEN",
+):
+    os.environ[name] = "testing"
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.setdefault("REDIS_PREFIX", f"taskwire-test-{os.getpid()}")
 
-from common.settings import *  # noqa: F403
-from common.settings import DOCS_APPS, INSTALLED_APPS
+from common.settings import *  # noqa: E402, F403
+from common.settings import DOCS_APPS, INSTALLED_APPS  # noqa: E402
 
 INSTALLED_APPS = INSTALLED_APPS + [app for app in DOCS_APPS if app not in INSTALLED_APPS]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,1 +1,1 @@
-"""The scheduled jobs: the Celery app, the Beat schedule and the jobs (built in the jobs issue)."""
+"""The scheduled jobs: the Celery app (scheduled.celery), the Beat schedule and the jobs."""

@@ -1,0 +1,25 @@
+"""The Celery app: `celery -A scheduled.celery worker` and `celery -A scheduled.celery beat`.
+
+Settings come from Django's (the CELERY_ ones); Beat reads scheduled.schedule; every scheduled
+entry runs the one task below, which runs a job by name.
+"""
+
+import os
+
+from celery import Celery
+
+from scheduled.schedule import beat_schedule
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "common.settings")
+
+app = Celery("taskwire")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.beat_schedule = beat_schedule()
+
+
+@app.task(name="scheduled.run_job")
+def run_job(name: str) -> dict:
+    """Run a job by name (a job, not a Task: the domain already has tasks)."""
+    from scheduled.jobs import run_job as run
+
+    return run(name)

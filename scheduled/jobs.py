@@ -1,0 +1,39 @@
+"""The jobs: plain functions in one registry. Beat (scheduled.schedule), `manage.py run_job`
+and the Lambda scheduled handler all run a job through `run_job(name)`.
+
+Every job is idempotent: running it twice, or on two workers at once, does the work once.
+"""
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from common.events import event_prune
+from scheduled.reminders import send_due_reminders
+
+logger = logging.getLogger(__name__)
+
+
+def prune_events() -> dict[str, int]:
+    return {"pruned": event_prune()}
+
+
+JOBS: dict[str, Callable[[], dict[str, Any]]] = {
+    "send_due_reminders": send_due_reminders,
+    "prune_events": prune_events,
+}
+
+
+class UnknownJob(LookupError):
+    pass
+
+
+def run_job(name: str) -> dict[str, Any]:
+    """Run the job called `name` now; return what it did."""
+    try:
+        job = JOBS[name]
+    except KeyError:
+        raise UnknownJob(f"no job {name!r}; known: {', '.join(sorted(JOBS))}") from None
+    result = job()
+    logger.info("job %s: %s", name, result)
+    return result

@@ -1,0 +1,150 @@
+"""send_due_reminders against PostgreSQL, with SES mocked by moto."""
+
+import threading
+from datetime import timedelta
+from unittest import mock
+
+import pytest
+from botocore.exceptions import ClientError
+from django.db import connection
+from django.utils import timezone
+
+from common import services
+from common.models import Reminder, Task
+from common.tests.factories import ProjectFactory, TaskFactory, UserFactory
+from scheduled import reminders
+from scheduled.reminders import send_due_reminders
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def due_in(hours: float, **fields) -> Task:
+    return TaskFactory(due_date=timezone.now() + timedelta(hours=hours), **fields)
+
+
+def test_each_open_task_due_within_a_day_gets_one_email_to_its_assignee(ses):
+    ann = UserFactory(email="ann@example.com")
+    task = due_in(3, assignee=ann, title="Ship it")
+
+    result = send_due_reminders()
+
+    assert result == {"claimed": 1, "sent": 1}
+    [message] = ses.messages()
+    assert message["To"] == "ann@example.com"
+    assert "Ship it" in message["Subject"]
+    assert f"Task #{task.id}" in message.get_content()
+    task.refresh_from_db()
+    assert task.reminder_sent_at is not None
+    reminder = Reminder.objects.get()
+    assert (reminder.status, reminder.recipient, reminder.due_date) == (
+        "sent",
+        "ann@example.com",
+        task.due_date,
+    )
+    assert reminder.message_id
+
+
+def test_without_an_assignee_the_project_owner_is_reminded(ses):
+    owner = UserFactory(email="owner@example.com")
+    due_in(2, project=ProjectFactory(owner=owner))
+
+    send_due_reminders()
+
+    assert ses.recipients() == ["owner@example.com"]
+
+
+def test_who_gets_no_email(ses, caplog):
+    due_in(2, status="completed", assignee=UserFactory(email="done@example.com"))
+    due_in(72, assignee=UserFactory(email="later@example.com"))
+    due_in(-1, assignee=UserFactory(email="overdue@example.com"))
+    nobody = due_in(2, project=ProjectFactory(owner=UserFactory(email="")))
+
+    result = send_due_reminders()
+
+    assert ses.messages() == []
+    assert result == {"claimed": 1, "skipped": 1}
+    assert Reminder.objects.get().task_id == nobody.id
+    assert "no assignee or owner email" in caplog.text
+
+
+def test_repeated_runs_send_once_and_a_new_due_date_re_arms(ses):
+    task = due_in(5, assignee=UserFactory(email="a@example.com"))
+
+    first, second = send_due_reminders(), send_due_reminders()
+    services.task_update(actor=None, task=task, due_date=timezone.now() + timedelta(hours=10))
+    third, fourth = send_due_reminders(), send_due_reminders()
+
+    assert (first["sent"], second["claimed"], third["sent"], fourth["claimed"]) == (1, 0, 1, 0)
+    assert len(ses.messages()) == 2
+    assert Reminder.objects.count() == 2
+
+
+def test_two_workers_at_the_same_moment_send_each_reminder_once(ses):
+    for n in range(20):
+        due_in(1 + n / 10, assignee=UserFactory(email=f"u{n}@example.com"))
+    start = threading.Barrier(2)
+    results: list[dict] = []
+
+    def worker() -> None:
+        start.wait()
+        try:
+            results.append(send_due_reminders())
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert sum(r.get("sent", 0) for r in results) == 20
+    assert sorted(ses.recipients()) == sorted(f"u{n}@example.com" for n in range(20))
+
+
+def test_a_claim_left_by_a_dead_worker_is_sent_by_a_later_run_after_the_lease(ses):
+    due_in(5, assignee=UserFactory(email="a@example.com"))
+    claimed_at = timezone.now()
+    assert len(reminders._claim(claimed_at)) == 1  # ...and the worker dies before sending
+
+    too_soon = send_due_reminders(now=claimed_at + timedelta(minutes=1))
+    later = send_due_reminders(now=claimed_at + reminders.LEASE + timedelta(minutes=1))
+
+    assert too_soon == {"claimed": 0}
+    assert later == {"claimed": 1, "sent": 1}
+    assert ses.recipients() == ["a@example.com"]
+
+
+def test_a_permanent_rejection_is_recorded_and_not_retried(ses, caplog):
+    from django.test import override_settings
+
+    due_in(5, assignee=UserFactory(email="a@example.com"))
+
+    with override_settings(DEFAULT_FROM_EMAIL="unverified@example.com"):
+        result = send_due_reminders()
+    again = send_due_reminders()
+
+    assert result == {"claimed": 1, "failed": 1}
+    assert again == {"claimed": 0}
+    reminder = Reminder.objects.get()
+    assert reminder.status == "failed" and "MessageRejected" in reminder.error
+    assert "rejected" in caplog.text
+
+
+def test_transient_errors_are_retried_then_left_for_a_later_run(ses):
+    due_in(5, assignee=UserFactory(email="a@example.com"))
+    throttled = ClientError(
+        {"Error": {"Code": "Throttling", "Message": "slow down"}}, "SendRawEmail"
+    )
+
+    with (
+        mock.patch("django_ses.SESBackend.send_messages", side_effect=throttled) as send,
+        mock.patch("scheduled.email._backoff", return_value=0),
+    ):
+        first = send_due_reminders()
+    second = send_due_reminders()
+
+    assert send.call_count == 4
+    assert first == {"claimed": 1, "retry": 1}
+    assert second == {"claimed": 1, "sent": 1}
+    assert ses.recipients() == ["a@example.com"]
