@@ -18,8 +18,8 @@ app.conf.beat_schedule = beat_schedule()
 
 
 @app.task(name="scheduled.run_job")
-def run_job(name: str) -> dict:
+def run_job(name: str, **params) -> dict:
     """Run a job by name (a job, not a Task: the domain already has tasks)."""
     from scheduled.jobs import run_job as run
 
-    return run(name)
+    return run(name, **params)

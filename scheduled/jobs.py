@@ -10,6 +10,7 @@ from typing import Any
 
 from common.events import event_prune
 from scheduled.reminders import send_due_reminders
+from scheduled.summaries import email_summaries, generate_project_summaries
 
 logger = logging.getLogger(__name__)
 
@@ -18,8 +19,10 @@ def prune_events() -> dict[str, int]:
     return {"pruned": event_prune()}
 
 
-JOBS: dict[str, Callable[[], dict[str, Any]]] = {
+JOBS: dict[str, Callable[..., dict[str, Any]]] = {
     "send_due_reminders": send_due_reminders,
+    "generate_project_summaries": generate_project_summaries,
+    "email_summaries": email_summaries,  # a share of generate_project_summaries' emails
     "prune_events": prune_events,
 }
 
@@ -28,12 +31,12 @@ class UnknownJob(LookupError):
     pass
 
 
-def run_job(name: str) -> dict[str, Any]:
+def run_job(name: str, **params: Any) -> dict[str, Any]:
     """Run the job called `name` now; return what it did."""
     try:
         job = JOBS[name]
     except KeyError:
         raise UnknownJob(f"no job {name!r}; known: {', '.join(sorted(JOBS))}") from None
-    result = job()
+    result = job(**params)
     logger.info("job %s: %s", name, result)
     return result

@@ -115,9 +115,9 @@ def _recipient(task: Task) -> str:
 
 def _message(task: Task) -> tuple[str, str]:
     due = timezone.localtime(task.due_date).strftime(f"%a %d %b %Y, %H:%M ({settings.TIME_ZONE})")
-    subject = f"Reminder: “{task.title}” is due {due}"
+    subject = f"Reminder: '{task.title}' is due {due}"
     body = (
-        f"Task #{task.id}, “{task.title}”, in project “{task.project.name}”, is due {due}.\n"
+        f"Task #{task.id}, '{task.title}', in project '{task.project.name}', is due {due}.\n"
         f"Status: {task.get_status_display()}.\n\n"
         f"{task.description}".rstrip()
         + "\n"

@@ -7,6 +7,8 @@ from celery.schedules import crontab, schedule
 # job name -> when Beat runs it, and how long a queued run stays worth running (seconds)
 SCHEDULE = {
     "send_due_reminders": {"schedule": schedule(timedelta(minutes=5)), "expires": 4 * 60},
+    # 08:00 in TIME_ZONE (CELERY_TIMEZONE)
+    "generate_project_summaries": {"schedule": crontab(hour=8, minute=0), "expires": 60 * 60},
     "prune_events": {"schedule": crontab(hour=3, minute=30), "expires": 60 * 60},
 }
 

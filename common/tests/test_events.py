@@ -111,4 +111,4 @@ class RedisDownTests(APITest):
 
         self.assertEqual(response.status_code, 201)
         self.assertEqual(Event.objects.get().data, response.json())
-        self.assertIn("not pushed live (it stays in the log)", logs.output[0])
+        self.assertIn("not pushed live (they stay in the log)", logs.output[0])

@@ -301,3 +301,16 @@ async def test_an_ipv6_origin_in_allowed_hosts_is_accepted(application, token, s
 
     assert (await socket.connect(timeout=TIMEOUT))[0] is True
     await socket.disconnect()
+
+
+async def test_a_stored_summary_report_arrives_as_summary_generated(connect):
+    from scheduled.summaries import _store
+
+    project = await in_thread(ProjectFactory)()
+    socket = await connect(f"projects={project.id}")
+
+    await in_thread(lambda: _store(timezone.now(), timezone.localdate()))()
+
+    event = await receive(socket)
+    assert (event["type"], event["project"], event["seq"]) == ("summary.generated", project.id, 1)
+    assert event["data"]["project"] == project.id and event["data"]["total"] == 0

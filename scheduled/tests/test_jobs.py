@@ -38,13 +38,17 @@ def old_event() -> Event:
 def test_beat_runs_every_job_through_run_job_on_its_schedule():
     beat = app.conf.beat_schedule
 
-    assert set(beat) == set(JOBS)
+    assert set(beat) == {"send_due_reminders", "generate_project_summaries", "prune_events"}
+    assert set(beat) < set(JOBS)
     assert all(entry["task"] == "scheduled.run_job" for entry in beat.values())
     assert all(entry["args"] == [name] for name, entry in beat.items())
     reminders = beat["send_due_reminders"]
     assert isinstance(reminders["schedule"], schedule)
     assert reminders["schedule"].run_every == timedelta(minutes=5)
     assert reminders["options"]["expires"] < 5 * 60  # a late run never overlaps the next
+    summaries = beat["generate_project_summaries"]["schedule"]
+    assert isinstance(summaries, crontab)
+    assert (summaries.hour, summaries.minute) == ({8}, {0})
     assert isinstance(beat["prune_events"]["schedule"], crontab)
 
 

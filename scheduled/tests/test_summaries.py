@@ -1,0 +1,157 @@
+"""generate_project_summaries against PostgreSQL, with SES mocked by moto."""
+
+import re
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext, override_settings
+from django.utils import timezone
+
+from common.events import envelope
+from common.models import Comment, Event, SummaryReport, Task
+from common.serializers import SummaryReportSerializer
+from common.tests.factories import CommentFactory, ProjectFactory, TaskFactory, UserFactory
+from scheduled.summaries import _store, generate_project_summaries
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def hand_made_project(now):
+    project = ProjectFactory(name="Apollo", owner=UserFactory(email="owner@example.com"))
+    tasks = [
+        TaskFactory(project=project, status="pending", due_date=now + timedelta(hours=2)),
+        TaskFactory(project=project, status="in_progress", due_date=now - timedelta(hours=1)),
+        TaskFactory(
+            project=project,
+            status="completed",
+            due_date=now - timedelta(hours=5),
+            completed_at=now - timedelta(hours=3),
+        ),
+        TaskFactory(project=project, status="pending", due_date=now + timedelta(hours=48)),
+    ]
+    for task, age in zip(tasks, (2, 5, 10, 72), strict=True):
+        Task.objects.filter(pk=task.pk).update(created_at=now - timedelta(hours=age))
+    for age in (1, 1, 48):
+        comment = CommentFactory(task=tasks[0] if age == 1 else tasks[1])
+        Comment.objects.filter(pk=comment.pk).update(created_at=now - timedelta(hours=age))
+    return project
+
+
+def test_each_project_gets_its_counts_stored_emailed_and_announced(ses):
+    now = timezone.now()
+    project = hand_made_project(now)
+
+    result = generate_project_summaries(now=now)
+
+    report = SummaryReport.objects.get(project=project)
+    assert result == {"date": timezone.localdate(now).isoformat(), "stored": 1, "sent": 1}
+    counts = {
+        name: getattr(report, name)
+        for name in (
+            "total",
+            "pending",
+            "in_progress",
+            "completed",
+            "overdue",
+            "due_next_24h",
+            "completed_last_24h",
+            "created_last_24h",
+            "comments_last_24h",
+        )
+    }
+    assert counts == {
+        "total": 4,
+        "pending": 2,
+        "in_progress": 1,
+        "completed": 1,
+        "overdue": 1,
+        "due_next_24h": 1,
+        "completed_last_24h": 1,
+        "created_last_24h": 3,
+        "comments_last_24h": 2,
+    }
+    assert (report.emailed_to, report.email_status, report.date) == (
+        "owner@example.com",
+        "sent",
+        timezone.localdate(now),
+    )
+    [message] = ses.messages()
+    assert message["To"] == "owner@example.com" and "Apollo" in message["Subject"]
+    assert re.search(r"comments last 24h +2\s", message.get_content())
+    event = Event.objects.get(type="summary.generated")
+    assert envelope(event)["project"] == project.id
+    assert event.data == {**SummaryReportSerializer(report).data, "email_status": "pending"}
+
+
+def test_running_twice_for_a_date_stores_sends_and_announces_nothing_twice(ses):
+    now = timezone.now()
+    hand_made_project(now)
+
+    generate_project_summaries(now=now)
+    again = generate_project_summaries(now=now + timedelta(minutes=5))
+
+    assert again["stored"] == 0 and "sent" not in again
+    assert SummaryReport.objects.count() == 1
+    assert len(ses.messages()) == 1
+    assert Event.objects.filter(type="summary.generated").count() == 1
+
+
+def test_owners_without_an_address_are_skipped_and_rejections_recorded(ses):
+    ProjectFactory(owner=UserFactory(email=""))
+    ProjectFactory(owner=None)
+    rejected = ProjectFactory(owner=UserFactory(email="r@example.com"))
+
+    with override_settings(DEFAULT_FROM_EMAIL="unverified@example.com"):
+        result = generate_project_summaries()
+
+    assert result["stored"] == 3 and result["failed"] == 1
+    statuses = dict(SummaryReport.objects.values_list("project_id", "email_status"))
+    assert sorted(statuses.values()) == ["failed", "skipped", "skipped"]
+    assert statuses[rejected.id] == "failed"
+    assert ses.messages() == []
+
+
+def test_storing_takes_the_same_number_of_queries_for_3_or_30_projects():
+    def queries_to_store(projects: int) -> int:
+        SummaryReport.objects.all().delete()
+        while Project_count() < projects:
+            TaskFactory(project=ProjectFactory(owner=UserFactory()))
+        with CaptureQueriesContext(connection) as queries:
+            stored = _store(timezone.now(), timezone.localdate())
+        assert stored == projects
+        return len(queries)
+
+    assert queries_to_store(3) == queries_to_store(30)
+
+
+def Project_count() -> int:
+    from common.models import Project
+
+    return Project.objects.count()
+
+
+def test_two_runs_at_once_store_each_report_once(ses):
+    for _ in range(10):
+        ProjectFactory(owner=UserFactory())
+    now = timezone.now()
+    start = threading.Barrier(2)
+    stored: list[int] = []
+
+    def run() -> None:
+        start.wait()
+        try:
+            stored.append(_store(now, timezone.localdate(now)))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert sorted(stored) == [0, 10]
+    assert SummaryReport.objects.count() == 10
+    assert Event.objects.filter(type="summary.generated").count() == 10
