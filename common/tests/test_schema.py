@@ -32,3 +32,11 @@ def test_every_contract_path_is_in_the_schema():
         "/auth/token/refresh/",
         "/auth/me/",
     }
+
+
+def test_the_models_and_the_migrations_agree():
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    call_command("makemigrations", "--check", "--dry-run", stdout=StringIO())  # exits 1 on drift
