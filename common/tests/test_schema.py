@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import pytest
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.renderers import OpenApiYamlRenderer
 
@@ -34,6 +35,7 @@ def test_every_contract_path_is_in_the_schema():
     }
 
 
+@pytest.mark.django_db
 def test_the_models_and_the_migrations_agree():
     from io import StringIO
 
