@@ -157,7 +157,7 @@ def _email(report_id: int) -> str:
         else:
             report.email_status = SummaryReport.EmailStatus.SENT
         report.save(update_fields=["email_status"])
-        return report.email_status
+        return str(report.email_status)
 
 
 def _message(report: SummaryReport) -> tuple[str, str]:
