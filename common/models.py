@@ -136,6 +136,18 @@ class Reminder(models.Model):
 class SummaryReport(models.Model):
     """A project's daily summary: task counts as of `generated_at`, and how its email went."""
 
+    COUNTS = (
+        "total",
+        "pending",
+        "in_progress",
+        "completed",
+        "overdue",
+        "due_next_24h",
+        "completed_last_24h",
+        "created_last_24h",
+        "comments_last_24h",
+    )
+
     class EmailStatus(models.TextChoices):
         PENDING = "pending", "Pending"
         SENT = "sent", "Sent"

@@ -27,17 +27,7 @@ logger = logging.getLogger(__name__)
 
 DAY = timedelta(hours=24)
 EMAIL_CHUNK = 200
-COUNTS = (
-    "total",
-    "pending",
-    "in_progress",
-    "completed",
-    "overdue",
-    "due_next_24h",
-    "completed_last_24h",
-    "created_last_24h",
-    "comments_last_24h",
-)
+COUNTS = SummaryReport.COUNTS
 
 
 def generate_project_summaries(*, now: datetime | None = None) -> dict:

@@ -47,20 +47,7 @@ def test_each_project_gets_its_counts_stored_emailed_and_announced(ses):
 
     report = SummaryReport.objects.get(project=project)
     assert result == {"date": timezone.localdate(now).isoformat(), "stored": 1, "sent": 1}
-    counts = {
-        name: getattr(report, name)
-        for name in (
-            "total",
-            "pending",
-            "in_progress",
-            "completed",
-            "overdue",
-            "due_next_24h",
-            "completed_last_24h",
-            "created_last_24h",
-            "comments_last_24h",
-        )
-    }
+    counts = {name: getattr(report, name) for name in SummaryReport.COUNTS}
     assert counts == {
         "total": 4,
         "pending": 2,
