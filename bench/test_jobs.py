@@ -42,3 +42,4 @@ def test_jobs_reports_both_reminder_rows_and_sends_one_email_per_due_task(
     assert "emails in the outbox 50," in out
     assert "reminders with status 'sent' 50," in out
     assert "ERRORS" not in out
+    assert "summaries: 10 projects" in out and "ERROR:" not in out
