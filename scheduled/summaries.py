@@ -81,7 +81,10 @@ def _store(now: datetime, date) -> int:
     try:
         with transaction.atomic():
             SummaryReport.objects.bulk_create(reports, batch_size=2000)
-            items = [(r.project_id, SummaryReportSerializer(r).data) for r in reports]
+            data = SummaryReportSerializer(
+                reports, many=True
+            ).data  # fields built once, not per report
+            items = [(report.project_id, row) for report, row in zip(reports, data, strict=True)]
             publish_many(type=EventType.SUMMARY_GENERATED, items=items, actor=None)
     except IntegrityError:  # a concurrent run stored this date's reports first
         logger.info("summaries for %s: another run stored them", date)
