@@ -1,6 +1,6 @@
 """generate_project_summaries: each project's report for the day, stored, announced, emailed.
 
-One aggregate query computes every project's counts; the reports are stored and their
+Two aggregate queries compute every project's counts; the reports are stored and their
 `summary.generated` events logged in one transaction, in a number of queries that does not grow
 with the projects. Emailing (the per-project work) goes out in chunks: on a Celery worker each
 chunk is a job of its own, so more workers finish sooner. Reports are unique per project and
@@ -14,8 +14,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from common.events import EventType, publish_many
@@ -63,6 +62,7 @@ def _fan_out(chunks: list[list[int]]) -> dict:
 
 def _store(now: datetime, date) -> int:
     rows = list(_counts(now).exclude(summaries__date=date))
+    comments = _comments_by_project(now)
     reports = [
         SummaryReport(
             project_id=row["id"],
@@ -74,7 +74,8 @@ def _store(now: datetime, date) -> int:
                 if row["owner_email"]
                 else SummaryReport.EmailStatus.SKIPPED
             ),
-            **{name: row[name] for name in COUNTS},
+            comments_last_24h=comments.get(row["id"], 0),
+            **{name: row[name] for name in COUNTS if name != "comments_last_24h"},
         )
         for row in rows
     ]
@@ -93,17 +94,8 @@ def _store(now: datetime, date) -> int:
 
 
 def _counts(now: datetime):
-    """Every project with its counts as of `now`: one query, whatever the number of projects."""
+    """Every project's task counts as of `now`: one query, whatever the number of projects."""
     open_ = ~Q(tasks__status=Task.Status.COMPLETED)
-    comments = (
-        Comment.objects.filter(
-            task__project=OuterRef("pk"), created_at__gt=now - DAY, created_at__lte=now
-        )
-        .order_by()
-        .values("task__project")
-        .annotate(n=Count("id"))
-        .values("n")
-    )
     return (
         Project.objects.order_by("id")
         .annotate(
@@ -122,10 +114,16 @@ def _counts(now: datetime):
             created_last_24h=Count(
                 "tasks", filter=Q(tasks__created_at__gt=now - DAY, tasks__created_at__lte=now)
             ),
-            comments_last_24h=Coalesce(Subquery(comments, output_field=IntegerField()), Value(0)),
         )
-        .values("id", "owner_email", *COUNTS)
+        .values("id", "owner_email", *(name for name in COUNTS if name != "comments_last_24h"))
     )
+
+
+def _comments_by_project(now: datetime) -> dict[int, int]:
+    """Comments of the last 24 h per project: a second aggregate, not a subquery per row (one
+    in the first would join every task row to it and be grouped by it)."""
+    recent = Comment.objects.filter(created_at__gt=now - DAY, created_at__lte=now)
+    return dict(recent.values_list("task__project").annotate(n=Count("id")).order_by())
 
 
 def _email(report_id: int) -> str:
