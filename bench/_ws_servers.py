@@ -21,6 +21,8 @@ import psycopg
 import redis
 from psycopg import sql
 
+from bench._list_cache_servers import stop_servers
+
 REPO = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 DATABASE = "taskwire_bench"
@@ -152,18 +154,8 @@ def _wait(server: Server, ready) -> None:
     raise TimeoutError(f"{server.name} on port {server.port} was not ready in {START_TIMEOUT_S} s")
 
 
-def stop(servers: list[Server]) -> None:
-    """Terminate every server and wait for it; kill what does not exit in time."""
-    for server in servers:
-        if server.process.poll() is None:
-            server.process.terminate()
-    for server in servers:
-        try:
-            server.process.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.wait(timeout=STOP_TIMEOUT_S)
-        server.log.close()
+# Servers here have the same shape (process, log) as the list_cache bench's.
+stop = stop_servers
 
 
 def cpu_seconds(pid: int) -> float:

@@ -7,20 +7,7 @@ would otherwise reseed); the run is a tiny one (2,000 tasks, 50 due, one run).
 
 import pytest
 
-from bench import jobs
-
-
-def table_rows(output: str, headers: tuple[str, ...]) -> list[dict[str, str]]:
-    """The body rows, by header, of the table printed under exactly these headers."""
-    lines = output.splitlines()
-    title = next(i for i, line in enumerate(lines) if line.split(" | ")[0].strip() == headers[0])
-    rows = []
-    for line in lines[title + 2 :]:
-        if "|" not in line:
-            break
-        cells = [cell.strip() for cell in line.split("|")]
-        rows.append(dict(zip(headers, cells + [""] * (len(headers) - len(cells)), strict=True)))
-    return rows
+from bench import jobs, table_rows
 
 
 def test_jobs_reports_both_reminder_rows_and_sends_one_email_per_due_task(

@@ -7,20 +7,7 @@ run would otherwise reseed); the run is a tiny one (300 tasks, 1 s load runs).
 
 import pytest
 
-from bench import _list_cache_load, list_cache
-
-
-def table_rows(output: str, headers: tuple[str, ...]) -> list[dict[str, str]]:
-    """The body rows, by header, of the table printed under exactly these headers."""
-    lines = output.splitlines()
-    title = next(i for i, line in enumerate(lines) if line.split(" | ")[0].strip() == headers[0])
-    rows = []
-    for line in lines[title + 2 :]:
-        if "|" not in line:
-            break
-        cells = [cell.strip() for cell in line.split("|")]
-        rows.append(dict(zip(headers, cells + [""] * (len(headers) - len(cells)), strict=True)))
-    return rows
+from bench import _list_cache_load, list_cache, table_rows
 
 
 @pytest.mark.skipif(_list_cache_load.wrk_path() is None, reason="needs wrk")

@@ -29,7 +29,6 @@ PAGE_TTL_SECONDS = 300
 BUILD_LOCK_SECONDS = 5
 WAIT_FOR_BUILDER_SECONDS = 2.0
 SKIP_AFTER_ERROR_SECONDS = 5.0
-CACHED_RESOURCES = ("projects", "tasks")
 ACTIVE_USER_SECONDS = 300  # how long the hit path trusts that a token's user is still active
 
 _skip_until = 0.0  # monotonic time before which the cache is not asked (after an error)
