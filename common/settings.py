@@ -124,15 +124,20 @@ REALTIME_PING_SECONDS = float(os.environ.get("REALTIME_PING_SECONDS", "30"))
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Taskwire <noreply@taskwire.local>")
 
 # Email goes out through Amazon SES (django-ses); SES_ENDPOINT_URL points it at moto locally.
+# The local run (local.run) mocks SES in-process with moto and says so with EMAIL_BACKEND;
+# a bare local process (a shell, a one-off command) prints mail instead of reaching AWS.
 SES_ENDPOINT_URL = os.environ.get("SES_ENDPOINT_URL", "")
-if SES_ENDPOINT_URL or not LOCAL_MODE:
-    EMAIL_BACKEND = "django_ses.SESBackend"
-else:  # the embedded run without an SES endpoint: mail is printed
-    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "")
+if not EMAIL_BACKEND:
+    if SES_ENDPOINT_URL or not LOCAL_MODE:
+        EMAIL_BACKEND = "django_ses.SESBackend"
+    else:
+        EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 AWS_SES_REGION_NAME = os.environ.get("AWS_REGION", "us-east-1")
 AWS_SES_REGION_ENDPOINT = f"email.{AWS_SES_REGION_NAME}.amazonaws.com"
 if SES_ENDPOINT_URL:
     AWS_SES_REGION_ENDPOINT_URL = SES_ENDPOINT_URL
+if SES_ENDPOINT_URL or LOCAL_MODE:
     AWS_SES_AUTO_THROTTLE = None  # moto has no send quota to pace against
 
 # Celery: the jobs (scheduled/). JSON only, acknowledged after the job ran (jobs are

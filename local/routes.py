@@ -12,7 +12,7 @@ ROUTES: tuple[tuple[str, str], ...] = (
     (r"^/auth/", "auth"),
     (r"^/ws/", "realtime"),
     (r"^/(healthz|readyz)$", "auth"),
-    (r"^/(docs|schema|static)/", "docs"),  # local runs only
+    (r"^/(docs|schema|static|local)/", "local"),  # local runs only: docs, outbox, jobs
 )
 
 _COMPILED = tuple((re.compile(pattern), target) for pattern, target in ROUTES)

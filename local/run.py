@@ -1,12 +1,18 @@
-"""The one-command local run (`make run`): every function and the realtime service, one port.
+"""The one-command local run (`make run`): the whole system in one process, on one port.
 
-DEBUG (local mode), a SQLite file under var/ and an in-process channel layer, unless the
-environment says otherwise (DATABASE_URL, REDIS_URL).
+Embedded, with nothing else installed: DEBUG (local mode), a SQLite file under var/, an
+in-process cache and channel layer, the Celery worker and Beat as threads on the in-memory
+transport, SES mocked in-process by moto. Each of DATABASE_URL, REDIS_URL, CELERY_BROKER_URL and
+SES_ENDPOINT_URL swaps in the real service; with a broker the worker and Beat are child
+processes, as in compose.
 """
 
 import os
 import secrets
 from pathlib import Path
+
+from local import ses
+from local.workers import EmbeddedWorkers, WorkerProcesses
 
 VAR = Path(__file__).resolve().parent.parent / "var"
 DEMO_USERNAME = "demo"
@@ -51,9 +57,14 @@ def build_gateway():
 
     apps = {"projects": projects, "tasks": tasks, "comments": comments, "auth": auth}
     apps["realtime"] = realtime
-    if settings.LOCAL_MODE:  # the docs exist in local mode only
-        apps["docs"] = ASGIStaticFilesHandler(function_application("local.urls"))
+    if settings.LOCAL_MODE:  # the docs, the outbox and the jobs endpoint: local mode only
+        apps["local"] = ASGIStaticFilesHandler(function_application("local.urls"))
     return Gateway(apps)
+
+
+def _mode() -> str:
+    """What the environment asks for: everything in this process, or the services it names."""
+    return "services" if os.environ.get("CELERY_BROKER_URL") else "embedded"
 
 
 def main() -> None:
@@ -62,24 +73,53 @@ def main() -> None:
 
     os.environ.setdefault("DEBUG", "true")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "common.settings")
+    for name, value in ses.FAKE_CREDENTIALS.items():  # moto, in-process or a server, takes these
+        os.environ.setdefault(name, value)
+    if not os.environ.get("SES_ENDPOINT_URL"):
+        os.environ.setdefault("EMAIL_BACKEND", "django_ses.SESBackend")
+        ses.start_in_process()
     VAR.mkdir(exist_ok=True)
     django.setup()
     password = _prepare()
+    sender = ses.verify_sender()
+    mode = _mode()
+    workers_class = EmbeddedWorkers if mode == "embedded" else WorkerProcesses
+    workers = workers_class(schedule_file=VAR / "celerybeat-schedule")
+    workers.start()
+
     host = os.environ.get("HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", "8000"))
     base = f"http://{host}:{port}"
     print(
-        f"\nTaskwire is running at {base}/\n"
+        f"\nTaskwire is running at {base}/ ({_describe(mode)})\n"
         f"  API docs:  {base}/docs/\n"
         f"  websocket: ws://{host}:{port}/ws/notifications/?token=<access token>\n"
         f"  demo user: {DEMO_USERNAME} / {password}\n"
         f"  get a token: curl -s -X POST {base}/auth/token/ -H 'Content-Type: application/json' "
-        f"""-d '{{"username": "{DEMO_USERNAME}", "password": "{password}"}}'\n""",
+        f"""-d '{{"username": "{DEMO_USERNAME}", "password": "{password}"}}'\n"""
+        f"  sent email (from {sender}): {base}/local/outbox/\n"
+        f"  run a job now: curl -s -X POST {base}/local/jobs/send_due_reminders/\n",
         flush=True,
     )
-    uvicorn.run(
-        build_gateway(), host=host, port=port, log_level="info", ws_per_message_deflate=False
-    )
+    try:
+        uvicorn.run(
+            build_gateway(), host=host, port=port, log_level="info", ws_per_message_deflate=False
+        )
+    finally:
+        workers.stop()
+
+
+def _describe(mode: str) -> str:
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
+    cache = "Redis" if settings.REDIS_URL else "in-process"
+    if mode == "embedded":
+        jobs = "worker and Beat in-process"
+    else:
+        jobs = "worker and Beat as child processes on the broker"
+    ses_where = "a moto server" if settings.SES_ENDPOINT_URL else "moto in-process"
+    return f"{database}, cache and events {cache}, {jobs}, SES {ses_where}"
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Every function's API in one urlconf plus the interactive docs (local runs only)."""
+"""Every function's API in one urlconf, plus what local runs alone serve: the interactive docs,
+the SES mock's outbox and running a job now."""
 
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -7,6 +8,7 @@ from functions.auth.urls import urlpatterns as auth_urls
 from functions.comments.urls import urlpatterns as comments_urls
 from functions.projects.urls import urlpatterns as projects_urls
 from functions.tasks.urls import urlpatterns as tasks_urls
+from local.views import JobView, OutboxView
 
 
 def _api_routes(patterns: list) -> list:
@@ -21,6 +23,8 @@ urlpatterns = [
     *_api_routes(auth_urls),
     path("schema/", SpectacularAPIView.as_view(urlconf="local.urls"), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("local/outbox/", OutboxView.as_view(), name="local-outbox"),
+    path("local/jobs/<str:name>/", JobView.as_view(), name="local-job"),
 ]
 
 handler404 = "common.errors.not_found"
