@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test lint format schema bench clean
+.PHONY: run test lint format schema gateway-conf bench evidence clean
 
 $(INSTALLED): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ format: $(INSTALLED)
 # Regenerate the committed OpenAPI schema after changing the API (a test checks they agree).
 schema: $(INSTALLED)
 	DEBUG=true $(PY) manage.py spectacular --urlconf local.urls --validate --fail-on-warn --file docs/openapi.yaml
+
+# Regenerate the compose gateway's nginx config from local/routes.py (a test checks they agree).
+gateway-conf: $(INSTALLED)
+	$(PY) -m local.nginx > deploy/nginx.conf
 
 # `make bench NAME=cold_start`
 bench: $(INSTALLED)

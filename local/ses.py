@@ -81,3 +81,10 @@ def _sent_at(header: str | None) -> str | None:
     if sent_at.tzinfo is None:  # "-0000": UTC, as Django writes it
         sent_at = sent_at.replace(tzinfo=UTC)
     return sent_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+if __name__ == "__main__":  # compose's ses-init step: `python -m local.ses`
+    import django
+
+    django.setup()
+    print(f"verified {verify_sender()} with {settings.SES_ENDPOINT_URL or 'Amazon SES'}")
