@@ -59,9 +59,12 @@ MIDDLEWARE = [
 ROOT_URLCONF = "common.urls"
 APPEND_SLASH = False
 
+# Local state of the embedded run (the SQLite file, the demo password, Beat's schedule).
+VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var")).resolve()
+
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'taskwire.sqlite3'}")
+        os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'taskwire.sqlite3'}")
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":

@@ -14,12 +14,12 @@ from pathlib import Path
 from local import ses
 from local.workers import EmbeddedWorkers, WorkerProcesses
 
-VAR = Path(__file__).resolve().parent.parent / "var"
+VAR = Path(os.environ.get("VAR_DIR", Path(__file__).resolve().parent.parent / "var")).resolve()
 DEMO_USERNAME = "demo"
 
 
 def _demo_password() -> str:
-    """The demo user's password: made once per checkout, kept in var/ (never committed)."""
+    """The demo user's password: made once per checkout, kept in var/ (VAR_DIR; never committed)."""
     path = VAR / "demo-password"
     if not path.exists():
         path.write_text(secrets.token_urlsafe(12))

@@ -1,0 +1,150 @@
+"""End to end: `make run` started as a newcomer would, in a subprocess, then used over HTTP.
+
+Nothing but the checkout and its virtualenv: no DATABASE_URL, REDIS_URL, broker or SES endpoint
+in the environment, and a state directory of its own (VAR_DIR), so it is a first run. The run
+must come up, print how to use it, and serve CRUD, websocket events, the cache, jobs and the
+outbox from its one port; Ctrl+C stops it.
+"""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from websockets.sync.client import connect
+
+ROOT = Path(__file__).resolve().parents[2]
+# What a newcomer's shell has; the test suite's own settings must not leak in.
+KEPT = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "USER")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Run:
+    """`make run` in its own process group, its output collected as it comes."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.port = _free_port()
+        env = {name: os.environ[name] for name in KEPT if name in os.environ}
+        env.update(PORT=str(self.port), VAR_DIR=str(tmp_path / "var"))
+        self.process = subprocess.Popen(
+            ["make", "--no-print-directory", "run"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        self.lines: list[str] = []
+        threading.Thread(target=self._collect, daemon=True).start()
+
+    def _collect(self) -> None:
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for(self, pattern: str, seconds: float = 120) -> re.Match:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and self.process.poll() is None:
+            if match := re.search(pattern, self.output):
+                return match
+            time.sleep(0.1)
+        raise AssertionError(f"no {pattern!r} in the output of make run:\n{self.output}")
+
+    def interrupt(self) -> int:
+        os.killpg(self.process.pid, signal.SIGINT)  # Ctrl+C in the terminal
+        try:
+            return self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            raise
+
+
+@pytest.fixture
+def run(tmp_path):
+    run = Run(tmp_path)
+    yield run
+    if run.process.poll() is None:
+        os.killpg(run.process.pid, signal.SIGKILL)
+
+
+def test_make_run_serves_the_whole_system_on_one_port(run):
+    password = run.wait_for(r"demo user: demo / (\S+)").group(1)
+    base = f"http://127.0.0.1:{run.port}"
+    for shown in (f"{base}/docs/", f"ws://127.0.0.1:{run.port}/ws/notifications/"):
+        assert shown in run.output
+    run.wait_for(r"Uvicorn running on")
+    assert "Connected to memory://" in run.output  # the embedded worker
+    assert "beat: Starting..." in run.output  # and Beat
+
+    with httpx.Client(base_url=base, timeout=30) as client:
+        token = client.post("/auth/token/", json={"username": "demo", "password": password})
+        assert token.status_code == 200, token.text
+        access = token.json()["access"]
+        auth = {"Authorization": f"Bearer {access}"}
+        assert client.get("/docs/").status_code == 200
+
+        with connect(f"ws://127.0.0.1:{run.port}/ws/notifications/?token={access}") as ws:
+            project = client.post("/projects/", json={"name": "Launch"}, headers=auth).json()
+            due = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+            task = client.post(
+                "/tasks/",
+                json={"project": project["id"], "title": "Write the notes", "due_date": due},
+                headers=auth,
+            ).json()
+            comment = client.post(
+                f"/tasks/{task['id']}/comments/", json={"content": "On it."}, headers=auth
+            )
+            assert comment.status_code == 201, comment.text
+            events = [json.loads(ws.recv(timeout=10)) for _ in range(3)]
+            assert [e["type"] for e in events] == [
+                "project.created",
+                "task.created",
+                "comment.created",
+            ]
+            assert [e["seq"] for e in events] == [1, 2, 3]
+
+            caches = [client.get("/tasks/", headers=auth).headers["X-Cache"] for _ in range(2)]
+            assert caches == ["miss", "hit"]
+            renamed = client.patch(
+                f"/tasks/{task['id']}/", json={"title": "Write the release notes"}, headers=auth
+            )
+            assert renamed.status_code == 200
+            listed = client.get("/tasks/", headers=auth)
+            assert listed.headers["X-Cache"] == "miss"  # a write invalidates
+            assert listed.json()["results"][0]["title"] == "Write the release notes"
+            assert json.loads(ws.recv(timeout=10))["type"] == "task.updated"
+
+            reminders = client.post("/local/jobs/send_due_reminders/")
+            assert reminders.json() == {
+                "job": "send_due_reminders",
+                "result": {"claimed": 1, "sent": 1},
+            }
+            summaries = client.post("/local/jobs/generate_project_summaries/")
+            assert summaries.status_code == 200, summaries.text
+            summary = json.loads(ws.recv(timeout=10))
+            assert (summary["type"], summary["project"]) == ("summary.generated", project["id"])
+
+        outbox = client.get("/local/outbox/").json()
+        assert {email["to"] for email in outbox} == {"demo@taskwire.local"}
+        subjects = [email["subject"] for email in outbox]
+        assert any("Write the release notes" in subject for subject in subjects), subjects
+        assert any("Launch" in subject for subject in subjects), subjects
+
+    assert run.interrupt() == 0 or "Finished server process" in run.output
