@@ -40,5 +40,9 @@ gateway-conf: $(INSTALLED)
 bench: $(INSTALLED)
 	$(PY) -m bench $(NAME)
 
+# Run the suite and the system for real, and keep what they printed in docs/evidence/.
+evidence: $(INSTALLED)
+	$(PY) -m local.evidence
+
 clean:
 	rm -rf $(VENV) var
