@@ -80,6 +80,7 @@ class Run:
 def run(tmp_path):
     run = Run(tmp_path)
     yield run
+    print(run.output)  # pytest shows it when the test failed
     if run.process.poll() is None:
         os.killpg(run.process.pid, signal.SIGKILL)
 
@@ -141,10 +142,20 @@ def test_make_run_serves_the_whole_system_on_one_port(run):
             summary = json.loads(ws.recv(timeout=10))
             assert (summary["type"], summary["project"]) == ("summary.generated", project["id"])
 
-        outbox = client.get("/local/outbox/").json()
+        # The summary emails go out as jobs of their own, which the in-process worker runs.
+        assert summaries.json()["result"]["stored"] == 1
+        outbox = _wait_for_emails(client, 2)
         assert {email["to"] for email in outbox} == {"demo@taskwire.local"}
         subjects = [email["subject"] for email in outbox]
         assert any("Write the release notes" in subject for subject in subjects), subjects
         assert any("Launch" in subject for subject in subjects), subjects
 
     assert run.interrupt() == 0 or "Finished server process" in run.output
+
+
+def _wait_for_emails(client: httpx.Client, count: int, seconds: float = 30) -> list[dict]:
+    deadline = time.monotonic() + seconds
+    while len(outbox := client.get("/local/outbox/").json()) < count:
+        assert time.monotonic() < deadline, outbox
+        time.sleep(0.2)
+    return outbox
