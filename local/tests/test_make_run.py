@@ -1,8 +1,10 @@
 """End to end: `make run` started as a newcomer would, in a subprocess, then used over HTTP.
 
-Nothing but the checkout and its virtualenv: no DATABASE_URL, REDIS_URL, broker or SES endpoint
-in the environment, and a state directory of its own (VAR_DIR), so it is a first run. The run
-must come up, print how to use it, and serve CRUD, websocket events, the cache, jobs and the
+Embedded: nothing but the checkout and its virtualenv, no DATABASE_URL, REDIS_URL, broker or SES
+endpoint in the environment. Services: the same command with those four set, to a database of
+its own on this machine's PostgreSQL, Redis, RabbitMQ and a moto server. Either way a state
+directory of its own (VAR_DIR) makes it a first run. The run must come up, print how to use it,
+and serve CRUD, websocket events, the cache, jobs (their fan-out run by the worker) and the
 outbox from its one port; Ctrl+C stops it.
 """
 
@@ -18,7 +20,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
+from moto.server import ThreadedMotoServer
 from websockets.sync.client import connect
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,10 +39,10 @@ def _free_port() -> int:
 class Run:
     """`make run` in its own process group, its output collected as it comes."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, services: dict[str, str]) -> None:
         self.port = _free_port()
         env = {name: os.environ[name] for name in KEPT if name in os.environ}
-        env.update(PORT=str(self.port), VAR_DIR=str(tmp_path / "var"))
+        env.update(PORT=str(self.port), VAR_DIR=str(tmp_path / "var"), **services)
         self.process = subprocess.Popen(
             ["make", "--no-print-directory", "run"],
             cwd=ROOT,
@@ -77,22 +81,53 @@ class Run:
 
 
 @pytest.fixture
-def run(tmp_path):
-    run = Run(tmp_path)
+def services(request):
+    """The environment of a services-mode run: a fresh database, Redis, RabbitMQ, moto."""
+    if request.param == "embedded":
+        yield {}
+        return
+    from django.conf import settings
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    database = settings.DATABASES["default"]
+    name = f"taskwire_make_run_{os.getpid()}"
+    admin = "postgres://{USER}@{HOST}:{PORT}/postgres".format(**database)
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        connection.execute(f"CREATE DATABASE {name}")
+    yield {
+        "DATABASE_URL": admin.rsplit("/", 1)[0] + f"/{name}",
+        "REDIS_URL": settings.REDIS_URL,
+        "REDIS_PREFIX": f"{settings.CACHES['default']['KEY_PREFIX']}-make-run",
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "SES_ENDPOINT_URL": f"http://{host}:{port}",
+    }
+    server.stop()
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def run(tmp_path, services):
+    run = Run(tmp_path, services)
     yield run
     print(run.output)  # pytest shows it when the test failed
     if run.process.poll() is None:
         os.killpg(run.process.pid, signal.SIGKILL)
 
 
-def test_make_run_serves_the_whole_system_on_one_port(run):
+@pytest.mark.parametrize("services", ["embedded", "services"], indirect=True)
+def test_make_run_serves_the_whole_system_on_one_port(run, services):
     password = run.wait_for(r"demo user: demo / (\S+)").group(1)
     base = f"http://127.0.0.1:{run.port}"
     for shown in (f"{base}/docs/", f"ws://127.0.0.1:{run.port}/ws/notifications/"):
         assert shown in run.output
     run.wait_for(r"Uvicorn running on")
-    assert "Connected to memory://" in run.output  # the embedded worker
-    assert "beat: Starting..." in run.output  # and Beat
+    # The worker (a thread, or a child process on RabbitMQ) and Beat are up.
+    run.wait_for("Connected to amqp://" if services else "Connected to memory://")
+    run.wait_for("beat: Starting...")
 
     with httpx.Client(base_url=base, timeout=30) as client:
         token = client.post("/auth/token/", json={"username": "demo", "password": password})
