@@ -29,6 +29,7 @@ from django.conf import settings
 from django.core.management import get_commands
 from django.db import connection
 from moto.server import ThreadedMotoServer
+from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from local import nginx
@@ -284,3 +285,5 @@ def _through_the_gateway(gateway: str) -> None:
             assert project.status_code == 201, project.text
             event = json.loads(ws.recv(timeout=10))
         assert (event["type"], event["data"]["name"]) == ("project.created", "Compose")
+        with pytest.raises(InvalidStatus):  # as the local gateway: websockets to realtime only
+            connect(f"ws://{gateway}/projects/?token={token.json()['access']}")
