@@ -135,34 +135,76 @@ def _send(event: Event) -> None:
 
 
 def _send_all(events: list[Event]) -> None:
-    from asgiref.sync import async_to_sync
     from channels.layers import get_channel_layer
+    from channels_redis.pubsub import RedisPubSubChannelLayer
     from redis.exceptions import RedisError
 
     layer = get_channel_layer()
     if layer is None or not events:
         return
+    messages = [_message(event) for event in events]
     try:
-        async_to_sync(_send_events)(layer, events)
+        if isinstance(layer, RedisPubSubChannelLayer):
+            _publish_pipelined(layer, messages)
+        else:  # the in-process layer of the local mode
+            from asgiref.sync import async_to_sync
+
+            async_to_sync(_group_send_each)(layer, messages)
     except (RedisError, OSError) as exc:
         logger.warning("%d event(s) not pushed live (they stay in the log): %s", len(events), exc)
 
 
-async def _send_events(layer, events: list[Event]) -> None:
-    for event in events:
+def _message(event: Event) -> dict[str, Any]:
+    return {
+        "type": "event.notify",
+        "project": event.project_id,
+        "seq": event.seq,
         # Encoded once here, not once per connected client.
-        text = json.dumps(envelope(event), separators=(",", ":"))
-        message = {
-            "type": "event.notify",
-            "project": event.project_id,
-            "seq": event.seq,
-            "text": text,
-        }
-        await _send_to_groups(layer, message, event.project_id)
+        "text": json.dumps(envelope(event), separators=(",", ":")),
+    }
 
 
-async def _send_to_groups(layer, message: dict[str, Any], project_id: int) -> None:
-    # Bounded: a slow Redis delays the write's answer by at most this much.
+def _groups(message: dict[str, Any]) -> tuple[str, str]:
+    return project_group(message["project"]), ALL_PROJECTS_GROUP
+
+
+async def _group_send_each(layer, messages: list[dict[str, Any]]) -> None:
+    # Bounded: a slow layer delays the write's answer by at most this much.
     async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
-        await layer.group_send(project_group(project_id), message)
-        await layer.group_send(ALL_PROJECTS_GROUP, message)
+        for message in messages:
+            for group in _groups(message):
+                await layer.group_send(group, message)
+
+
+# What channels_redis.pubsub's group_send does (one PUBLISH of the serialized message to the
+# group's channel), for a whole batch of messages in one pipeline: one round trip per
+# PUBLISH_BATCH messages instead of one per message and group.
+PUBLISH_BATCH = 1000
+_clients: dict[str, Any] = {}  # Redis clients by URL, each with its connection pool, per process
+
+
+def _publish_pipelined(layer, messages: list[dict[str, Any]]) -> None:
+    from django.conf import settings
+
+    config = settings.CHANNEL_LAYERS["default"]["CONFIG"]
+    [host] = config["hosts"]  # one Redis: no sharding of channels to mirror
+    client = _redis_client(host["address"])
+    prefix = config.get("prefix", "asgi")
+    for start in range(0, len(messages), PUBLISH_BATCH):
+        with client.pipeline(transaction=False) as pipeline:
+            for message in messages[start : start + PUBLISH_BATCH]:
+                data = layer.serialize(message)
+                for group in _groups(message):
+                    pipeline.publish(f"{prefix}__group__{group}", data)  # channels_redis' name
+            pipeline.execute()
+
+
+def _redis_client(url: str):
+    if url not in _clients:
+        import redis
+
+        # Bounded: a slow Redis delays the write's answer by at most about this much.
+        _clients[url] = redis.Redis.from_url(
+            url, socket_connect_timeout=SEND_TIMEOUT_SECONDS, socket_timeout=SEND_TIMEOUT_SECONDS
+        )
+    return _clients[url]
