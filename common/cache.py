@@ -17,7 +17,8 @@ import random
 import time
 from collections.abc import Callable
 
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from redis.exceptions import RedisError
@@ -142,21 +143,32 @@ def _start_version(name: str) -> int:
 
 
 def _bump(names: tuple[str, ...]) -> None:
-    for name in names:
-        try:
-            cache.incr(name)
-        except ValueError:  # never set: any new value is fresh
-            _start_version_quietly(name)
-        except (RedisError, OSError) as exc:
-            # Pages keyed on the old version stay until their TTL: say so loudly.
-            logger.error("cache: could not bump %s (pages may be stale until TTL): %s", name, exc)
-
-
-def _start_version_quietly(name: str) -> None:
+    backend = caches["default"]
+    if not isinstance(backend, RedisCache):  # the in-process cache of the local mode
+        for name in names:
+            _bump_one(backend, name)
+        return
+    # Every name in one round trip, atomically (MULTI/EXEC): a version never set (or evicted)
+    # first starts above any value it ever had, as in _start_version; then each goes up by one.
+    # The raw client is Django's own (RedisCache._cache), with its pool and timeouts.
+    start = time.time_ns() // 1000
+    keys = [backend.make_and_validate_key(name) for name in dict.fromkeys(names)]
     try:
-        cache.add(name, time.time_ns() // 1000, None)
+        with backend._cache.get_client(write=True).pipeline(transaction=True) as pipeline:
+            for key in keys:
+                pipeline.set(key, start, nx=True)
+                pipeline.incr(key)
+            pipeline.execute()
     except (RedisError, OSError) as exc:
-        logger.error("cache: could not start version %s: %s", name, exc)
+        # Pages keyed on the old versions stay until their TTL: say so loudly.
+        logger.error("cache: could not bump %s (pages may be stale until TTL): %s", names, exc)
+
+
+def _bump_one(backend, name: str) -> None:
+    try:
+        backend.incr(name)
+    except ValueError:  # never set: any new value is fresh
+        backend.add(name, time.time_ns() // 1000, None)
 
 
 def _wait_for(key: str) -> bytes | None:

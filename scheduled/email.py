@@ -37,9 +37,13 @@ class EmailUnavailable(Exception):
     """SES kept failing transiently; a later run should try again."""
 
 
-def send_email(*, to: str, subject: str, body: str) -> str:
-    """Send one message; return SES's message id ("" from backends that have none)."""
-    message = EmailMessage(subject, body, settings.DEFAULT_FROM_EMAIL, [to])
+def send_email(*, to: str, subject: str, body: str, connection=None) -> str:
+    """Send one message; return SES's message id ("" from backends that have none).
+
+    `connection`: an open email backend to send through (one SES client for many messages);
+    by default a new one for this message.
+    """
+    message = EmailMessage(subject, body, settings.DEFAULT_FROM_EMAIL, [to], connection=connection)
     for attempt in range(ATTEMPTS):
         try:
             message.send()

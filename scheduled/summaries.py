@@ -13,12 +13,11 @@ from collections import Counter
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import Count, F, Q
+from django.db import connection, transaction
 from django.utils import timezone
 
 from common.events import EventType, publish_many
-from common.models import Comment, Project, SummaryReport, Task
+from common.models import SummaryReport, Task
 from common.serializers import SummaryReportSerializer
 from scheduled.email import EmailRejected, EmailUnavailable, send_email
 
@@ -60,70 +59,76 @@ def _fan_out(chunks: list[list[int]]) -> dict:
     return dict(sum((Counter(email_summaries(report_ids=chunk)) for chunk in chunks), Counter()))
 
 
+# Every project's report for the day, computed and stored by the database in one statement: the
+# counts are one pass over the tasks grouped by project (conditional counts), the recent comments
+# their own aggregate joined per project (not a subquery per row). A report already stored for
+# the date (a rerun, or a concurrent run that got there first: the insert waits for it) is left
+# as it is, and only the new ones come back.
+_STORE = """
+    INSERT INTO common_summaryreport
+        (project_id, date, generated_at, {counts}, emailed_to, email_status)
+    SELECT project_id, %(date)s, %(now)s, {counts}, nullif(owner_email, ''),
+        CASE WHEN coalesce(owner_email, '') = '' THEN %(email_skipped)s ELSE %(email_pending)s END
+    FROM (
+        SELECT p.id AS project_id,
+            count(t.id) AS total,
+            count(t.id) FILTER (WHERE t.status = %(pending)s) AS pending,
+            count(t.id) FILTER (WHERE t.status = %(in_progress)s) AS in_progress,
+            count(t.id) FILTER (WHERE t.status = %(completed)s) AS completed,
+            count(t.id) FILTER (WHERE t.status <> %(completed)s AND t.due_date < %(now)s)
+                AS overdue,
+            count(t.id) FILTER (WHERE t.status <> %(completed)s
+                AND t.due_date >= %(now)s AND t.due_date < %(day_ahead)s) AS due_next_24h,
+            count(t.id) FILTER (WHERE t.completed_at > %(day_ago)s AND t.completed_at <= %(now)s)
+                AS completed_last_24h,
+            count(t.id) FILTER (WHERE t.created_at > %(day_ago)s AND t.created_at <= %(now)s)
+                AS created_last_24h,
+            -- u and c have at most one row per project: max() just takes it, and the grouping
+            -- stays on p.id alone (the order the joins already produce)
+            coalesce(max(c.recent), 0) AS comments_last_24h,
+            max(u.email) AS owner_email
+        FROM common_project p
+        LEFT JOIN auth_user u ON u.id = p.owner_id
+        LEFT JOIN common_task t ON t.project_id = p.id
+        LEFT JOIN (
+            SELECT ct.project_id, count(*) AS recent
+            FROM common_comment cc JOIN common_task ct ON ct.id = cc.task_id
+            WHERE cc.created_at > %(day_ago)s AND cc.created_at <= %(now)s
+            GROUP BY ct.project_id
+        ) c ON c.project_id = p.id
+        GROUP BY p.id
+    ) AS report
+    WHERE true
+    ORDER BY project_id
+    ON CONFLICT (project_id, date) DO NOTHING
+    RETURNING {columns}
+"""
+_COLUMNS = ("id", "project_id", "date", "generated_at", *COUNTS, "emailed_to", "email_status")
+
+
 def _store(now: datetime, date) -> int:
-    rows = list(_counts(now).exclude(summaries__date=date))
-    comments = _comments_by_project(now)
-    reports = [
-        SummaryReport(
-            project_id=row["id"],
-            date=date,
-            generated_at=now,
-            emailed_to=row["owner_email"] or None,
-            email_status=(
-                SummaryReport.EmailStatus.PENDING
-                if row["owner_email"]
-                else SummaryReport.EmailStatus.SKIPPED
-            ),
-            comments_last_24h=comments.get(row["id"], 0),
-            **{name: row[name] for name in COUNTS if name != "comments_last_24h"},
-        )
-        for row in rows
-    ]
-    try:
-        with transaction.atomic():
-            SummaryReport.objects.bulk_create(reports, batch_size=2000)
-            data = SummaryReportSerializer(
-                reports, many=True
-            ).data  # fields built once, not per report
-            items = [(report.project_id, row) for report, row in zip(reports, data, strict=True)]
-            publish_many(type=EventType.SUMMARY_GENERATED, items=items, actor=None)
-    except IntegrityError:  # a concurrent run stored this date's reports first
-        logger.info("summaries for %s: another run stored them", date)
-        return 0
+    """Store and announce the day's reports not stored yet; return how many."""
+    adapt = connection.ops.adapt_datetimefield_value
+    params = {
+        "date": connection.ops.adapt_datefield_value(date),
+        "now": adapt(now),
+        "day_ago": adapt(now - DAY),
+        "day_ahead": adapt(now + DAY),
+        "pending": Task.Status.PENDING.value,
+        "in_progress": Task.Status.IN_PROGRESS.value,
+        "completed": Task.Status.COMPLETED.value,
+        "email_pending": SummaryReport.EmailStatus.PENDING.value,
+        "email_skipped": SummaryReport.EmailStatus.SKIPPED.value,
+    }
+    sql = _STORE.format(counts=", ".join(COUNTS), columns=", ".join(_COLUMNS))
+    with transaction.atomic():
+        reports = list(SummaryReport.objects.raw(sql, params))  # the inserted rows, as models
+        data = SummaryReportSerializer(reports, many=True).data  # fields built once, not per report
+        items = [(report.project_id, row) for report, row in zip(reports, data, strict=True)]
+        publish_many(type=EventType.SUMMARY_GENERATED, items=items, actor=None)
+    if not reports:
+        logger.info("summaries for %s: all stored already", date)
     return len(reports)
-
-
-def _counts(now: datetime):
-    """Every project's task counts as of `now`: one query, whatever the number of projects."""
-    open_ = ~Q(tasks__status=Task.Status.COMPLETED)
-    return (
-        Project.objects.order_by("id")
-        .annotate(
-            owner_email=F("owner__email"),
-            total=Count("tasks"),
-            pending=Count("tasks", filter=Q(tasks__status=Task.Status.PENDING)),
-            in_progress=Count("tasks", filter=Q(tasks__status=Task.Status.IN_PROGRESS)),
-            completed=Count("tasks", filter=Q(tasks__status=Task.Status.COMPLETED)),
-            overdue=Count("tasks", filter=open_ & Q(tasks__due_date__lt=now)),
-            due_next_24h=Count(
-                "tasks", filter=open_ & Q(tasks__due_date__gte=now, tasks__due_date__lt=now + DAY)
-            ),
-            completed_last_24h=Count(
-                "tasks", filter=Q(tasks__completed_at__gt=now - DAY, tasks__completed_at__lte=now)
-            ),
-            created_last_24h=Count(
-                "tasks", filter=Q(tasks__created_at__gt=now - DAY, tasks__created_at__lte=now)
-            ),
-        )
-        .values("id", "owner_email", *(name for name in COUNTS if name != "comments_last_24h"))
-    )
-
-
-def _comments_by_project(now: datetime) -> dict[int, int]:
-    """Comments of the last 24 h per project: a second aggregate, not a subquery per row (one
-    in the first would join every task row to it and be grouped by it)."""
-    recent = Comment.objects.filter(created_at__gt=now - DAY, created_at__lte=now)
-    return dict(recent.values_list("task__project").annotate(n=Count("id")).order_by())
 
 
 def _email(report_id: int) -> str:

@@ -7,6 +7,7 @@ from unittest import mock
 import pytest
 from botocore.exceptions import ClientError
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from common import services
@@ -148,3 +149,37 @@ def test_transient_errors_are_retried_then_left_for_a_later_run(ses):
     assert first == {"claimed": 1, "retry": 1}
     assert second == {"claimed": 1, "sent": 1}
     assert ses.recipients() == ["a@example.com"]
+
+
+def test_the_queries_do_not_grow_with_the_reminders_of_a_chunk(ses):
+    def queries_to_send(count: int) -> int:
+        for n in range(count):
+            due_in(1 + n / 100, assignee=UserFactory(email=f"q{count}-{n}@example.com"))
+        with CaptureQueriesContext(connection) as queries:
+            assert send_due_reminders()["sent"] == count
+        return len(queries)
+
+    assert queries_to_send(3) == queries_to_send(30)
+
+
+def test_an_error_in_the_middle_of_a_chunk_keeps_what_was_sent_before_it(ses):
+    first, second = (due_in(1 + n, assignee=UserFactory(email=f"e{n}@example.com")) for n in (0, 1))
+    message = reminders._message
+
+    def fail_on_second(task):
+        if task.id == second.id:
+            raise RuntimeError("template broke")
+        return message(task)
+
+    claimed_at = timezone.now()
+    with (
+        mock.patch("scheduled.reminders._message", side_effect=fail_on_second),
+        pytest.raises(RuntimeError),
+    ):
+        send_due_reminders(now=claimed_at)
+    later = send_due_reminders(now=claimed_at + reminders.LEASE + timedelta(minutes=1))
+
+    assert later == {"claimed": 1, "sent": 1}
+    assert ses.recipients() == ["e0@example.com", "e1@example.com"]
+    statuses = dict(Reminder.objects.values_list("task_id", "status"))
+    assert statuses == {first.id: "sent", second.id: "sent"}
