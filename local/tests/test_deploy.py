@@ -232,7 +232,10 @@ def test_each_app_service_command_answers_here_behind_the_gateway(moto_server, t
         gateway = _start_nginx(processes, ports, tmp_path)
         _through_the_gateway(gateway)
 
+        from scheduled.celery import app
+
         queue = f"deploy-test-{uuid.uuid4().hex[:8]}"  # kept apart from any other worker
+        processes.callback(_delete_queue, app, queue)  # after the worker has stopped
         worker_log, beat_log = tmp_path / "worker.log", tmp_path / "beat.log"
         worker = processes.start(
             [*_here(APP_SERVICES["worker"]["command"]), "--queues", queue], env, worker_log
@@ -242,12 +245,15 @@ def test_each_app_service_command_answers_here_behind_the_gateway(moto_server, t
         beat_command[beat_command.index("--loglevel") + 1] = "DEBUG"  # says when it wakes next
         beat = processes.start(beat_command, env, beat_log)
 
-        from scheduled.celery import app
-
         app.send_task("scheduled.run_job", args=["prune_events"], queue=queue)
         _wait_for(lambda: "job prune_events:" in worker_log.read_text(), "worker", log=worker_log)
         _wait_for(lambda: "beat: Waking up in" in beat_log.read_text(), "beat", log=beat_log)
         assert worker.poll() is None and beat.poll() is None
+
+
+def _delete_queue(app, queue: str) -> None:
+    with app.connection_for_write() as connection:
+        connection.default_channel.queue_delete(queue)
 
 
 def _start_nginx(processes: Processes, ports: dict[str, int], tmp_path: Path) -> str:

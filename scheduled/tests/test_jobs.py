@@ -133,6 +133,8 @@ def test_a_real_worker_runs_a_job_sent_through_rabbitmq():
     finally:
         worker.terminate()
         output = worker.communicate(timeout=30)[0].decode()
+        with app.connection_for_write() as broker:  # the test's queue goes with it
+            broker.default_channel.queue_delete(queue)
 
     assert not Event.objects.exists(), output
     assert "job prune_events: {'pruned': 1}" in output
