@@ -2,16 +2,17 @@
 
 Exactly once, with any number of runs and workers: a Reminder row per (task, due date) is
 created once (a unique constraint) and claimed by one run (row locks, SKIP LOCKED, a lease).
-The run sends its claim in chunks: it locks a chunk's rows, sends each email, and records the
-whole chunk (statuses, SES message ids, the tasks' reminder_sent_at) in one commit, so the
-database work per chunk does not grow with it. A concurrent run that takes over an expired claim
-waits for those row locks and then finds the chunk sent. A worker that dies between claim and
-send leaves a claim that a later run takes over once the lease has passed.
+Each email is sent under its reminder's row lock and recorded in its own commit, so a sent
+reminder is on disk before the next email goes: a concurrent run that takes over an expired
+claim waits for the lock and then finds it sent, and a worker that dies between claim and send
+leaves a claim that a later run takes over once the lease has passed.
 
-The gap no database closes: SES accepting a message and the worker dying (killed, or its
-database connection lost) before the chunk's commit. The emails of that chunk that SES already
-accepted, at most SEND_CHUNK of them, are then sent again by a run after the lease. Any other
-error in the middle of a chunk first records what was sent, then is raised.
+The one gap no database closes: SES accepting a message and the worker dying before that
+reminder's commit. That one email (never more) is sent again by a run after the lease.
+
+What is batched instead: the reminders' tasks, projects and users are read a chunk at a time,
+the run sends through one email backend (one SES client), and each commit's cache bump is one
+Redis round trip.
 """
 
 import logging
@@ -31,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 WINDOW = timedelta(hours=24)
 LEASE = timedelta(minutes=10)  # longer than a job may run (CELERY_TASK_TIME_LIMIT)
-SEND_CHUNK = 100  # reminders sent per commit: at most this many go out twice after a crash
+LOAD_CHUNK = 500  # reminders read (with their tasks, projects, users) per query
 
 
 def send_due_reminders(*, now: datetime | None = None) -> dict[str, int]:
@@ -40,9 +41,9 @@ def send_due_reminders(*, now: datetime | None = None) -> dict[str, int]:
     claimed = _claim(now)
     outcomes: Counter[str] = Counter()
     with get_connection() as email_backend:  # one SES client for the run, not one per email
-        for start in range(0, len(claimed), SEND_CHUNK):
-            chunk = claimed[start : start + SEND_CHUNK]
-            outcomes += _deliver(chunk, claimed_at=now, email_backend=email_backend)
+        for start in range(0, len(claimed), LOAD_CHUNK):
+            for reminder in _load(claimed[start : start + LOAD_CHUNK]):
+                outcomes[_deliver(reminder, claimed_at=now, email_backend=email_backend)] += 1
     return {"claimed": len(claimed), **outcomes}
 
 
@@ -86,36 +87,27 @@ def _claim(now: datetime) -> list[int]:
         return sorted(row[0] for row in cursor.fetchall())
 
 
-def _deliver(ids: list[int], *, claimed_at: datetime, email_backend) -> Counter[str]:
-    """Send one chunk of our claim under its row locks; record it in one commit."""
+def _load(ids: list[int]) -> list[Reminder]:
+    """Reminders with what their emails need, in one query (no lock: _deliver takes it)."""
+    reminders = Reminder.objects.select_related("task__project__owner", "task__assignee")
+    return list(reminders.filter(id__in=ids).order_by("id"))
+
+
+def _deliver(reminder: Reminder, *, claimed_at: datetime, email_backend) -> str:
+    """Send one reminder of our claim under its row lock, and record it in its own commit."""
     with transaction.atomic():
-        reminders = list(
-            Reminder.objects.select_for_update(of=("self",))
-            .select_related("task__project__owner", "task__assignee")
-            .filter(id__in=ids, status=Reminder.Status.PENDING, claimed_at=claimed_at)
-            .order_by("id")
+        ours = Reminder.objects.select_for_update().filter(
+            id=reminder.id, status=Reminder.Status.PENDING, claimed_at=claimed_at
         )
-        # The rest: another run finished them, or took over our claim.
-        outcomes = Counter(
-            {"taken": len(ids) - len(reminders)} if len(reminders) < len(ids) else {}
-        )
-        done: list[Reminder] = []
-        error = None
-        for reminder in reminders:
-            try:
-                outcomes[_send(reminder, email_backend)] += 1
-            except Exception as exc:  # recorded below with what was sent before it, then raised
-                error = exc
-                break
-            done.append(reminder)
-        _record(done)
-    if error is not None:
-        raise error
-    return outcomes
+        if not ours.exists():
+            return "taken"  # another run finished it, or took over our claim
+        outcome = _send(reminder, email_backend)
+        _record(reminder)
+    return outcome
 
 
 def _send(reminder: Reminder, email_backend) -> str:
-    """Send one reminder; set its outcome on it (recorded by _record)."""
+    """Send one reminder; set its outcome on it (written by _record)."""
     task = reminder.task
     recipient = _recipient(task)
     if not recipient:
@@ -141,49 +133,17 @@ def _send(reminder: Reminder, email_backend) -> str:
     return str(reminder.status)
 
 
-_RECORD_REMINDER = (
-    "UPDATE common_reminder SET status = %s, recipient = %s, sent_at = %s, message_id = %s,"
-    " error = %s, claimed_at = %s WHERE id = %s"
-)
-# The tasks of the chunk's sent reminders, from the rows just recorded. A task whose due date
-# changed since the claim was re-armed: it keeps reminder_sent_at NULL.
-_RECORD_TASKS = """
-    UPDATE common_task SET reminder_sent_at = r.sent_at FROM common_reminder r
-    WHERE r.id IN ({ids}) AND r.status = 'sent'
-        AND r.task_id = common_task.id AND r.due_date = common_task.due_date
-"""
-
-
-def _record(reminders: list[Reminder]) -> None:
-    """Write the chunk's outcomes: the reminders in one executemany (one round trip on
-    PostgreSQL, where psycopg pipelines it), their tasks in one UPDATE, and one cache version
-    bump for their projects."""
-    if not reminders:
-        return
-    adapt = connection.ops.adapt_datetimefield_value
-    sent = [r for r in reminders if r.status == Reminder.Status.SENT]
-    with connection.cursor() as cursor:
-        cursor.executemany(
-            _RECORD_REMINDER,
-            [
-                (
-                    r.status,
-                    r.recipient,
-                    adapt(r.sent_at),
-                    r.message_id,
-                    r.error,
-                    adapt(r.claimed_at),
-                    r.id,
-                )
-                for r in reminders
-            ],
+def _record(reminder: Reminder) -> None:
+    reminder.save(
+        update_fields=["status", "recipient", "sent_at", "message_id", "error", "claimed_at"]
+    )
+    if reminder.status == Reminder.Status.SENT:
+        # A task whose due date changed since the claim was re-armed: it keeps NULL.
+        task = reminder.task
+        Task.objects.filter(pk=task.pk, due_date=reminder.due_date).update(
+            reminder_sent_at=reminder.sent_at
         )
-        if sent:
-            ids = [r.id for r in sent]
-            cursor.execute(_RECORD_TASKS.format(ids=", ".join(["%s"] * len(ids))), ids)
-    if sent:  # update() sends no signal: the task lists showing reminder_sent_at
-        projects = sorted({r.task.project_id for r in sent})
-        cache_version_bump("tasks", *(f"tasks:project:{project}" for project in projects))
+        cache_version_bump("tasks", f"tasks:project:{task.project_id}")  # update(): no signal
 
 
 def _recipient(task: Task) -> str:
