@@ -13,6 +13,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.mail import get_connection
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -44,7 +45,8 @@ def generate_project_summaries(*, now: datetime | None = None) -> dict:
 
 def email_summaries(*, report_ids: list[int]) -> dict:
     """Email the owners of these reports, each at most once."""
-    return dict(Counter(_email(report_id) for report_id in report_ids))
+    with get_connection() as email_backend:  # one SES client for the chunk, not one per email
+        return dict(Counter(_email(report_id, email_backend) for report_id in report_ids))
 
 
 def _fan_out(chunks: list[list[int]]) -> dict:
@@ -98,7 +100,7 @@ _STORE = """
         ) c ON c.project_id = p.id
         GROUP BY p.id
     ) AS report
-    WHERE true
+    WHERE true  -- SQLite's parser needs a WHERE before an upsert's ON CONFLICT
     ORDER BY project_id
     ON CONFLICT (project_id, date) DO NOTHING
     RETURNING {columns}
@@ -131,7 +133,7 @@ def _store(now: datetime, date) -> int:
     return len(reports)
 
 
-def _email(report_id: int) -> str:
+def _email(report_id: int, email_backend) -> str:
     with transaction.atomic():
         report = (
             SummaryReport.objects.select_for_update(of=("self",))
@@ -143,7 +145,7 @@ def _email(report_id: int) -> str:
             return "taken"
         subject, body = _message(report)
         try:
-            send_email(to=report.emailed_to, subject=subject, body=body)
+            send_email(to=report.emailed_to, subject=subject, body=body, connection=email_backend)
         except EmailRejected as exc:
             logger.error("summary %s to %s rejected: %s", report.id, report.emailed_to, exc)
             report.email_status = SummaryReport.EmailStatus.FAILED
