@@ -9,18 +9,18 @@ processes, as in compose.
 
 import os
 import secrets
-from pathlib import Path
 
 from local import ses
 from local.workers import EmbeddedWorkers, WorkerProcesses
 
-VAR = Path(os.environ.get("VAR_DIR", Path(__file__).resolve().parent.parent / "var")).resolve()
 DEMO_USERNAME = "demo"
 
 
 def _demo_password() -> str:
     """The demo user's password: made once per checkout, kept in var/ (VAR_DIR; never committed)."""
-    path = VAR / "demo-password"
+    from django.conf import settings
+
+    path = settings.VAR_DIR / "demo-password"
     if not path.exists():
         path.write_text(secrets.token_urlsafe(12))
         path.chmod(0o600)
@@ -78,13 +78,15 @@ def main() -> None:
     if not os.environ.get("SES_ENDPOINT_URL"):
         os.environ.setdefault("EMAIL_BACKEND", "django_ses.SESBackend")
         ses.start_in_process()
-    VAR.mkdir(exist_ok=True)
     django.setup()
+    from django.conf import settings
+
+    settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
     password = _prepare()
     sender = ses.verify_sender()
     mode = _mode()
     workers_class = EmbeddedWorkers if mode == "embedded" else WorkerProcesses
-    workers = workers_class(schedule_file=VAR / "celerybeat-schedule")
+    workers = workers_class(schedule_file=settings.VAR_DIR / "celerybeat-schedule")
     workers.start()
 
     host = os.environ.get("HOST", "127.0.0.1")

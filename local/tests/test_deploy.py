@@ -28,7 +28,6 @@ import yaml
 from django.conf import settings
 from django.core.management import get_commands
 from django.db import connection
-from moto.server import ThreadedMotoServer
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
@@ -169,15 +168,6 @@ def _wait_for(check, what: str, seconds: float = 60, log: Path | None = None):
             pass
         time.sleep(0.2)
     raise AssertionError(f"{what} did not answer" + (f":\n{log.read_text()}" if log else ""))
-
-
-@pytest.fixture
-def moto_server():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 @pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed")

@@ -5,12 +5,12 @@ from datetime import datetime, timedelta
 from django.test import override_settings
 from django.utils import timezone
 from moto import mock_aws
-from moto.server import ThreadedMotoServer
 from rest_framework.test import APITestCase
 
 from common.models import Reminder
 from common.tests.factories import TaskFactory, UserFactory
 from local import ses
+from local.tests.ses_server import running_moto_server
 from scheduled.email import send_email
 
 
@@ -81,11 +81,7 @@ class MotoServerOutboxTests(APITestCase):
     """With SES_ENDPOINT_URL (a moto server, as in compose), the outbox asks the server."""
 
     def setUp(self):
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        self.addCleanup(server.stop)
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
+        endpoint = self.enterContext(running_moto_server())
         overrides = override_settings(
             ROOT_URLCONF="local.urls",
             EMAIL_BACKEND="django_ses.SESBackend",

@@ -22,8 +22,9 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-from moto.server import ThreadedMotoServer
 from websockets.sync.client import connect
+
+from local.tests.ses_server import running_moto_server
 
 ROOT = Path(__file__).resolve().parents[2]
 # What a newcomer's shell has; the test suite's own settings must not leak in.
@@ -91,23 +92,20 @@ def services(request):
         return
     from django.conf import settings
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
     database = settings.DATABASES["default"]
     name = f"taskwire_make_run_{os.getpid()}"
     admin = "postgres://{USER}@{HOST}:{PORT}/postgres".format(**database)
     with psycopg.connect(admin, autocommit=True) as connection:
         connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         connection.execute(f"CREATE DATABASE {name}")
-    yield {
-        "DATABASE_URL": admin.rsplit("/", 1)[0] + f"/{name}",
-        "REDIS_URL": settings.REDIS_URL,
-        "REDIS_PREFIX": f"{settings.CACHES['default']['KEY_PREFIX']}-make-run",
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-        "SES_ENDPOINT_URL": f"http://{host}:{port}",
-    }
-    server.stop()
+    with running_moto_server() as ses_url:
+        yield {
+            "DATABASE_URL": admin.rsplit("/", 1)[0] + f"/{name}",
+            "REDIS_URL": settings.REDIS_URL,
+            "REDIS_PREFIX": f"{settings.CACHES['default']['KEY_PREFIX']}-make-run",
+            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+            "SES_ENDPOINT_URL": ses_url,
+        }
     with psycopg.connect(admin, autocommit=True) as connection:
         connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
