@@ -145,7 +145,7 @@ if SES_ENDPOINT_URL or LOCAL_MODE:
 
 # Celery: the jobs (scheduled/). JSON only, acknowledged after the job ran (jobs are
 # idempotent), one message at a time per worker, bounded run time, no result backend.
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "memory://" if LOCAL_MODE else "")
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "memory://localhost/" if LOCAL_MODE else "")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
