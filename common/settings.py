@@ -147,6 +147,8 @@ if SES_ENDPOINT_URL or LOCAL_MODE:
 # idempotent), one message at a time per worker, bounded run time, no result backend.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "memory://localhost/" if LOCAL_MODE else "")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# The queue Beat sends to and workers take from: deployments sharing a broker keep apart.
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "celery")
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True

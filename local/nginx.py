@@ -28,7 +28,7 @@ _NOT_FOUND = """\
 # Each location sets every header: nginx drops the server's proxy_set_header lines from a location
 # that sets any of its own.
 _HEADERS = """\
-        proxy_set_header Host $host;
+        proxy_set_header Host $http_host;  # with its port, as the client sent it
         proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
         proxy_set_header X-Forwarded-Proto $scheme;
 """

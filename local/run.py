@@ -62,9 +62,23 @@ def build_gateway():
     return Gateway(apps)
 
 
+# With a broker the worker and Beat are processes of their own: what they share with this one
+# (events, cache versions, sent mail) must then live in services too.
+SHARED_BY_WORKERS = ("REDIS_URL", "SES_ENDPOINT_URL")
+
+
 def _mode() -> str:
     """What the environment asks for: everything in this process, or the services it names."""
-    return "services" if os.environ.get("CELERY_BROKER_URL") else "embedded"
+    if not os.environ.get("CELERY_BROKER_URL"):
+        return "embedded"
+    missing = [name for name in SHARED_BY_WORKERS if not os.environ.get(name)]
+    if missing:
+        raise SystemExit(
+            "CELERY_BROKER_URL is set, so the worker and Beat run as processes of their own: "
+            f"set {' and '.join(missing)} too, or unset CELERY_BROKER_URL to run everything in "
+            "one process."
+        )
+    return "services"
 
 
 def main() -> None:
@@ -73,6 +87,7 @@ def main() -> None:
 
     os.environ.setdefault("DEBUG", "true")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "common.settings")
+    mode = _mode()
     for name, value in ses.FAKE_CREDENTIALS.items():  # moto, in-process or a server, takes these
         os.environ.setdefault(name, value)
     if not os.environ.get("SES_ENDPOINT_URL"):
@@ -84,7 +99,6 @@ def main() -> None:
     settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
     password = _prepare()
     sender = ses.verify_sender()
-    mode = _mode()
     workers_class = EmbeddedWorkers if mode == "embedded" else WorkerProcesses
     workers = workers_class(schedule_file=settings.VAR_DIR / "celerybeat-schedule")
     workers.start()

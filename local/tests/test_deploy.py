@@ -281,5 +281,8 @@ def _through_the_gateway(gateway: str) -> None:
             assert project.status_code == 201, project.text
             event = json.loads(ws.recv(timeout=10))
         assert (event["type"], event["data"]["name"]) == ("project.created", "Compose")
+        client.post("/projects/", json={"name": "Second"}, headers=headers)
+        page = client.get("/projects/?page_size=1", headers=headers).json()
+        assert page["next"].startswith(f"http://{gateway}/projects/")  # the Host, port and all
         with pytest.raises(InvalidStatus):  # as the local gateway: websockets to realtime only
             connect(f"ws://{gateway}/projects/?token={token.json()['access']}")

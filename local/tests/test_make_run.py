@@ -8,6 +8,7 @@ and serve CRUD, websocket events, the cache, jobs (their fan-out run by the work
 outbox from its one port; Ctrl+C stops it.
 """
 
+import contextlib
 import json
 import os
 import re
@@ -98,14 +99,20 @@ def services(request):
     with psycopg.connect(admin, autocommit=True) as connection:
         connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         connection.execute(f"CREATE DATABASE {name}")
+    queue = f"make-run-{os.getpid()}"  # its worker takes no other run's jobs
     with running_moto_server() as ses_url:
         yield {
             "DATABASE_URL": admin.rsplit("/", 1)[0] + f"/{name}",
             "REDIS_URL": settings.REDIS_URL,
             "REDIS_PREFIX": f"{settings.CACHES['default']['KEY_PREFIX']}-make-run",
             "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+            "CELERY_QUEUE": queue,
             "SES_ENDPOINT_URL": ses_url,
         }
+    from scheduled.celery import app
+
+    with app.connection_for_write() as broker:
+        broker.default_channel.queue_delete(queue)
     with psycopg.connect(admin, autocommit=True) as connection:
         connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
@@ -115,7 +122,7 @@ def run(tmp_path, services):
     run = Run(tmp_path, services)
     yield run
     print(run.output)  # pytest shows it when the test failed
-    if run.process.poll() is None:
+    with contextlib.suppress(ProcessLookupError):  # make, and whatever it left running
         os.killpg(run.process.pid, signal.SIGKILL)
 
 
@@ -196,3 +203,19 @@ def _wait_for_emails(client: httpx.Client, count: int, seconds: float = 30) -> l
         assert time.monotonic() < deadline, outbox
         time.sleep(0.2)
     return outbox
+
+
+@pytest.mark.parametrize("missing", ["REDIS_URL", "SES_ENDPOINT_URL"])
+def test_a_broker_without_the_services_the_workers_share_is_refused(monkeypatch, missing):
+    # The worker processes would keep their own events, cache versions or mock mail otherwise.
+    from local.run import _mode
+
+    monkeypatch.setenv("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
+    monkeypatch.setenv("SES_ENDPOINT_URL", "http://127.0.0.1:5000")
+    assert _mode() == "services"
+    monkeypatch.delenv(missing)
+    with pytest.raises(SystemExit, match=f"set {missing} too"):
+        _mode()
+    monkeypatch.delenv("CELERY_BROKER_URL")
+    assert _mode() == "embedded"
