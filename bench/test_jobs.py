@@ -24,8 +24,8 @@ def test_jobs_reports_both_reminder_rows_and_sends_one_email_per_due_task(
         assert float(row["candidate ms"]) > 0
         assert float(row["reference ms"]) > 0
         assert row["met"] in {"yes", "NO"}
-    # the claim (2), one read of the reminders, then per email: lock, record, mark its task
-    assert int(rows["whole job (claim + 50 sends)"]["candidate queries"]) == 2 + 1 + 3 * 50
+    # the claim (2), then per email: lock and read, record, mark its task
+    assert int(rows["whole job (claim + 50 sends)"]["candidate queries"]) == 2 + 3 * 50
     assert "emails in the outbox 50," in out
     assert "reminders with status 'sent' 50," in out
     assert "ERRORS" not in out

@@ -2,20 +2,19 @@
 
 Exactly once, with any number of runs and workers: a Reminder row per (task, due date) is
 created once (a unique constraint) and claimed by one run (row locks, SKIP LOCKED, a lease).
-Each email is sent under its reminder's row lock and recorded in its own commit, so a sent
-reminder is on disk before the next email goes: a concurrent run that takes over an expired
-claim waits for the lock and then finds it sent, and a worker that dies between claim and send
-leaves a claim that a later run takes over once the lease has passed.
+Each email is sent under its reminder's row lock, from the task as it is then, and recorded in
+its own commit, so a sent reminder is on disk before the next email goes: a concurrent run that
+takes over an expired claim waits for the lock and then finds it sent, and a worker that dies
+between claim and send leaves a claim that a later run takes over once the lease has passed.
+A run stops sending well before Celery's time limit would interrupt a send, and releases what
+it has not sent to the next run.
 
 The one gap no database closes: SES accepting a message and the worker dying before that
 reminder's commit. That one email (never more) is sent again by a run after the lease.
-
-What is batched instead: the reminders' tasks, projects and users are read a chunk at a time,
-the run sends through one email backend (one SES client), and each commit's cache bump is one
-Redis round trip.
 """
 
 import logging
+import time
 from collections import Counter
 from datetime import datetime, timedelta
 
@@ -32,18 +31,21 @@ logger = logging.getLogger(__name__)
 
 WINDOW = timedelta(hours=24)
 LEASE = timedelta(minutes=10)  # longer than a job may run (CELERY_TASK_TIME_LIMIT)
-LOAD_CHUNK = 500  # reminders read (with their tasks, projects, users) per query
 
 
 def send_due_reminders(*, now: datetime | None = None) -> dict[str, int]:
     """Remind the assignee (else the project owner) of each task due soon; count outcomes."""
     now = now or timezone.now()
+    # Half the soft time limit: a send that has started (retries, a slow SES) has time to end.
+    deadline = time.monotonic() + settings.CELERY_TASK_SOFT_TIME_LIMIT / 2
     claimed = _claim(now)
     outcomes: Counter[str] = Counter()
     with get_connection() as email_backend:  # one SES client for the run, not one per email
-        for start in range(0, len(claimed), LOAD_CHUNK):
-            for reminder in _load(claimed[start : start + LOAD_CHUNK]):
-                outcomes[_deliver(reminder, claimed_at=now, email_backend=email_backend)] += 1
+        for index, reminder_id in enumerate(claimed):
+            if time.monotonic() >= deadline:
+                outcomes["deferred"] = _release(claimed[index:], claimed_at=now)
+                break
+            outcomes[_deliver(reminder_id, claimed_at=now, email_backend=email_backend)] += 1
     return {"claimed": len(claimed), **outcomes}
 
 
@@ -87,23 +89,35 @@ def _claim(now: datetime) -> list[int]:
         return sorted(row[0] for row in cursor.fetchall())
 
 
-def _load(ids: list[int]) -> list[Reminder]:
-    """Reminders with what their emails need, in one query (no lock: _deliver takes it)."""
-    reminders = Reminder.objects.select_related("task__project__owner", "task__assignee")
-    return list(reminders.filter(id__in=ids).order_by("id"))
-
-
-def _deliver(reminder: Reminder, *, claimed_at: datetime, email_backend) -> str:
+def _deliver(reminder_id: int, *, claimed_at: datetime, email_backend) -> str:
     """Send one reminder of our claim under its row lock, and record it in its own commit."""
     with transaction.atomic():
-        ours = Reminder.objects.select_for_update().filter(
-            id=reminder.id, status=Reminder.Status.PENDING, claimed_at=claimed_at
+        reminder = (
+            Reminder.objects.select_for_update(of=("self",))
+            .select_related("task__project__owner", "task__assignee")
+            .filter(id=reminder_id, status=Reminder.Status.PENDING, claimed_at=claimed_at)
+            .first()
         )
-        if not ours.exists():
+        if reminder is None:
             return "taken"  # another run finished it, or took over our claim
+        task = reminder.task
+        if task.status == Task.Status.COMPLETED or task.due_date != reminder.due_date:
+            # Completed or re-dated since the claim: released, so it is claimed again only if
+            # the task is reopened with this due date (a new due date has a reminder of its own).
+            reminder.claimed_at = None
+            reminder.save(update_fields=["claimed_at"])
+            return "not_due"
         outcome = _send(reminder, email_backend)
         _record(reminder)
     return outcome
+
+
+def _release(reminder_ids: list[int], *, claimed_at: datetime) -> int:
+    """Hand reminders we claimed but did not send to the next run; return how many."""
+    ours = Reminder.objects.filter(
+        id__in=reminder_ids, status=Reminder.Status.PENDING, claimed_at=claimed_at
+    )
+    return ours.update(claimed_at=None)
 
 
 def _send(reminder: Reminder, email_backend) -> str:

@@ -159,11 +159,11 @@ def test_each_email_costs_the_same_few_queries_and_is_committed_on_its_own(ses):
             assert send_due_reminders()["sent"] == count
         return len(queries)
 
-    # The claim (BEGIN, two statements, COMMIT) and one read of the reminders with their tasks
-    # and users; then per email a transaction of its own: BEGIN, its row lock, its record, its
-    # task's reminder_sent_at, COMMIT.
-    assert queries_to_send(3) == 4 + 1 + 5 * 3
-    assert queries_to_send(30) == 4 + 1 + 5 * 30
+    # The claim (BEGIN, two statements, COMMIT); then per email a transaction of its own:
+    # BEGIN, its row lock (reading the task, project and users), its record, its task's
+    # reminder_sent_at, COMMIT.
+    assert queries_to_send(3) == 4 + 5 * 3
+    assert queries_to_send(30) == 4 + 5 * 30
 
 
 def test_an_error_in_the_middle_of_a_run_keeps_what_was_sent_before_it(ses):
@@ -187,3 +187,39 @@ def test_an_error_in_the_middle_of_a_run_keeps_what_was_sent_before_it(ses):
     assert ses.recipients() == ["e0@example.com", "e1@example.com"]
     statuses = dict(Reminder.objects.values_list("task_id", "status"))
     assert statuses == {first.id: "sent", second.id: "sent"}
+
+
+def test_a_task_completed_or_re_dated_after_the_claim_is_not_reminded(ses):
+    done = due_in(2, assignee=UserFactory(email="done@example.com"))
+    moved = due_in(3, assignee=UserFactory(email="moved@example.com"))
+    claim = reminders._claim
+
+    def claim_then_change(now):
+        claimed = claim(now)
+        Task.objects.filter(pk=done.pk).update(status=Task.Status.COMPLETED)
+        Task.objects.filter(pk=moved.pk).update(due_date=moved.due_date + timedelta(hours=2))
+        return claimed
+
+    with mock.patch("scheduled.reminders._claim", side_effect=claim_then_change):
+        result = send_due_reminders()
+
+    assert result == {"claimed": 2, "not_due": 2}
+    assert ses.messages() == []
+    assert set(Reminder.objects.values_list("status", "claimed_at")) == {("pending", None)}
+    # Reopened, it is reminded for its due date; the new due date gets a reminder of its own.
+    Task.objects.filter(pk=done.pk).update(status=Task.Status.PENDING)
+    assert send_due_reminders() == {"claimed": 2, "sent": 2}
+    assert sorted(ses.recipients()) == ["done@example.com", "moved@example.com"]
+
+
+def test_a_run_out_of_time_releases_what_it_has_not_sent_to_the_next_run(ses, settings):
+    for n in range(3):
+        due_in(1 + n, assignee=UserFactory(email=f"late{n}@example.com"))
+    settings.CELERY_TASK_SOFT_TIME_LIMIT = 0  # no time to send anything
+
+    assert send_due_reminders() == {"claimed": 3, "deferred": 3}
+    assert ses.messages() == []
+    assert set(Reminder.objects.values_list("status", "claimed_at")) == {("pending", None)}
+
+    settings.CELERY_TASK_SOFT_TIME_LIMIT = 240
+    assert send_due_reminders() == {"claimed": 3, "sent": 3}  # the next run, at once
