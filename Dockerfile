@@ -13,10 +13,12 @@ ENV PATH=/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     DJANGO_SETTINGS_MODULE=common.settings
 RUN groupadd --system --gid 10001 taskwire \
-    && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin taskwire
+    && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin taskwire \
+    && mkdir /var/lib/taskwire && chown 10001:10001 /var/lib/taskwire
 COPY --from=build /venv /venv
 WORKDIR /app
-# The code stays root-owned: the app user can read it, not change it.
+# The code stays root-owned: the app user can read it, not change it; it writes only to
+# /var/lib/taskwire (Beat's schedule state, on a volume in compose).
 COPY . /app
 USER 10001:10001
 EXPOSE 8000

@@ -34,6 +34,7 @@ DATABASE_URL = os.environ.get(
 )
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 BROKER_URL = os.environ.get("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+QUEUE = f"taskwire-evidence-{os.getpid()}"  # the run's worker takes no one else's jobs
 
 
 def main() -> None:
@@ -74,6 +75,13 @@ def _free_port() -> int:
 
 
 def _real_run() -> dict:
+    # This process sends jobs to the run's worker: the same broker and queue.
+    os.environ.update(
+        DEBUG="true",
+        DJANGO_SETTINGS_MODULE="common.settings",
+        CELERY_BROKER_URL=BROKER_URL,
+        CELERY_QUEUE=QUEUE,
+    )
     _fresh_database()
     ses = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     ses.start()
@@ -89,6 +97,7 @@ def _real_run() -> dict:
         REDIS_URL=REDIS_URL,
         REDIS_PREFIX="taskwire-evidence",
         CELERY_BROKER_URL=BROKER_URL,
+        CELERY_QUEUE=QUEUE,
         SES_ENDPOINT_URL=f"http://{ses_host}:{ses_port}",
     )
     log_path = OUT / "run.log"
@@ -113,9 +122,19 @@ def _real_run() -> dict:
             except subprocess.TimeoutExpired:
                 os.killpg(run.pid, signal.SIGKILL)
             ses.stop()
-    # The demo password is made fresh for this run and dies with it, but it is still a password.
-    log_path.write_text(log_path.read_text().replace(password, "<demo password>"))
+            _delete_queue()
+    # The demo password and the tokens (uvicorn logs websocket URLs, ?token= and all) are made
+    # for this run and die with it, but they are still credentials.
+    log = log_path.read_text().replace(password, "<demo password>")
+    log_path.write_text(re.sub(r"token=[^\s&\"'<]+", "token=<access token>", log))
     return facts
+
+
+def _delete_queue() -> None:
+    from scheduled.celery import app
+
+    with app.connection_for_write() as broker:
+        broker.default_channel.queue_delete(QUEUE)
 
 
 def _wait_for(log_path: Path, pattern: str, seconds: float = 120) -> re.Match:
@@ -169,13 +188,10 @@ def _drive(host: str, password: str, log_path: Path) -> dict:
     (OUT / "cache.txt").write_text("\n".join(cache_lines) + "\n")
 
     # The jobs go through RabbitMQ to the worker process, as Beat sends them.
-    os.environ.setdefault("DEBUG", "true")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "common.settings")
-    os.environ["CELERY_BROKER_URL"] = BROKER_URL
     from scheduled.celery import app
 
     for job in ("send_due_reminders", "generate_project_summaries"):
-        app.send_task("scheduled.run_job", args=[job])
+        app.send_task("scheduled.run_job", args=[job], queue=QUEUE)
         _wait_for(log_path, rf"job {job}: ")
     _wait_for(log_path, r"job email_summaries: ")  # the summaries' emails, fanned out
     listener.join(60)
@@ -195,7 +211,7 @@ def _write_index(started: datetime, tests: str, facts: dict) -> None:
         "",
         f"Written by `make evidence` on {started:%Y-%m-%d %H:%M} UTC, at commit `{commit}`, on",
         "this machine's PostgreSQL, Redis and RabbitMQ and a moto SES server. Nothing here is",
-        "edited by hand except that the run's generated demo password is masked.",
+        "edited by hand; the run's demo password and access tokens are masked in run.log.",
         "",
         f"- [tests.txt](tests.txt): the whole test suite. Result: {tests}.",
         "- [run.log](run.log): `python -m local.run` in services mode: the gateway, the",
