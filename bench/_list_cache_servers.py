@@ -46,6 +46,10 @@ class Server:
     def url(self) -> str:
         return f"http://{HOST}:{self.port}"
 
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
 
 def redis_prefix() -> str:
     """This run's own Redis prefix: nothing shared with another run or the test suite."""

@@ -12,16 +12,15 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 import psycopg
 import redis
 from psycopg import sql
 
-from bench._list_cache_servers import stop_servers
+from bench._list_cache_servers import Server, stop_servers
 
 REPO = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -34,19 +33,6 @@ START_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 10
 SETUP_TIMEOUT_S = 300
 PROBLEM = re.compile(r"\b(WARNING|ERROR|CRITICAL)\b|Traceback")
-
-
-@dataclass
-class Server:
-    name: str
-    process: subprocess.Popen
-    port: int
-    log_path: Path
-    log: IO[bytes]
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
 
 
 def free_port() -> int:
