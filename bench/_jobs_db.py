@@ -23,7 +23,7 @@ HOST = procs.HOST
 NOW = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)  # the jobs' fixed "now"
 WINDOW = timedelta(hours=24)  # scheduled.reminders.WINDOW
 USER_PREFIX = "jobs-user-"
-SECRET_KEY = "bench-jobs-only-signing-key-not-a-secret-anywhere"
+SECRET_KEY = "bench-jobs-only-signing-key-not-a-secret-anywhere-at-all-ever"
 MIGRATE_TIMEOUT_S = 300
 STATEMENT_TIMEOUT_MS = 600_000
 

@@ -2,10 +2,15 @@
 
 One module for all roles: each function, the realtime service, the workers and the local run.
 A function chooses its own URLs at the ASGI layer (common.asgi), not with settings of its own.
-Outside DEBUG (local mode) nothing secret has a default: a missing SECRET_KEY stops start-up.
+
+Two modes, chosen by DEBUG alone. Local mode (DEBUG=true: `make run`, `manage.py` in a checkout)
+keeps its state and its signing key under var/, made once per checkout. Production (DEBUG unset
+or false, as the Docker image sets it) has no secret defaults: a missing or short SECRET_KEY, or
+a missing REDIS_URL, stops start-up.
 """
 
 import os
+import secrets
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,15 +28,38 @@ def _env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def _local_secret_key(path: Path) -> str:
+    """This checkout's own signing key: made at first use, kept beside the demo password."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # made by an earlier run, or by a process starting beside this one
+        pass
+    else:
+        with os.fdopen(fd, "w") as file:
+            file.write(secrets.token_urlsafe(64))
+    return path.read_text().strip()
+
+
 DEBUG = _env_bool("DEBUG")
-# Local mode is the developer's laptop: the embedded run (`make run`) and the test suite.
+# Local mode is the developer's laptop: the embedded run (`make run`) and `manage.py` there.
 LOCAL_MODE = DEBUG
 
+# Local state of the embedded run (the SQLite file, the demo password, the signing key, Beat's
+# schedule).
+VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var")).resolve()
+
+SECRET_KEY_MIN_LENGTH = 50  # what Django's own deployment check asks of a key
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
     if not LOCAL_MODE:
-        raise ImproperlyConfigured("SECRET_KEY must be set (only DEBUG=true has a default).")
-    SECRET_KEY = "insecure-local-only-key-never-use-in-production"
+        raise ImproperlyConfigured("SECRET_KEY must be set (only DEBUG=true makes its own).")
+    SECRET_KEY = _local_secret_key(VAR_DIR / "secret-key")
+elif not LOCAL_MODE and len(SECRET_KEY) < SECRET_KEY_MIN_LENGTH:
+    raise ImproperlyConfigured(
+        f"SECRET_KEY must be at least {SECRET_KEY_MIN_LENGTH} characters long "
+        "(for example: python -c 'import secrets; print(secrets.token_urlsafe(64))')."
+    )
 
 ALLOWED_HOSTS = _env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if LOCAL_MODE else "")
 

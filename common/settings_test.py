@@ -6,7 +6,9 @@ get a default here.
 
 import os
 
-os.environ.setdefault("SECRET_KEY", "test-only-signing-key-not-a-secret-anywhere")
+os.environ.setdefault(
+    "SECRET_KEY", "test-only-signing-key-not-a-secret-anywhere-long-enough-for-production"
+)
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
 os.environ.setdefault("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
