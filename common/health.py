@@ -2,6 +2,7 @@
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, JsonResponse
@@ -11,10 +12,17 @@ from common.cache import cache_ping
 
 logger = logging.getLogger(__name__)
 
+# A dependency that has not answered within this is down, as far as a load balancer cares: the
+# answer must come fast even when the pool is exhausted or a service hangs.
+READY_TIMEOUT_SECONDS = 2.0
+
 
 def _check_database() -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    finally:
+        connection.close()  # this check's thread ends here: hand its connection back
 
 
 # name -> a check that raises when that dependency does not answer
@@ -28,18 +36,31 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 @require_GET
 def readyz(request: HttpRequest) -> JsonResponse:
-    checks: dict[str, str] = {}
-    for name, check in READINESS_CHECKS.items():
-        try:
-            check()
-        except (DatabaseError, OSError, ConnectionError) as exc:
-            logger.warning("readiness: %s is down: %s", name, exc)
-            checks[name] = "down"
-        else:
-            checks[name] = "ok"
+    checks = _run_checks(READINESS_CHECKS, timeout=READY_TIMEOUT_SECONDS)
     failed = [name for name, state in checks.items() if state != "ok"]
     if failed:
         return JsonResponse(
             {"status": "unavailable", "failed": failed, "checks": checks}, status=503
         )
     return JsonResponse({"status": "ok", "checks": checks})
+
+
+def _run_checks(checks: dict[str, Callable[[], None]], *, timeout: float) -> dict[str, str]:
+    """Every check at once, each in a thread of its own; one still running at `timeout` is down."""
+    executor = ThreadPoolExecutor(max_workers=len(checks), thread_name_prefix="readyz")
+    futures = {name: executor.submit(check) for name, check in checks.items()}
+    wait(futures.values(), timeout=timeout)
+    executor.shutdown(wait=False)  # a hung check finishes (or times out) on its own
+    return {name: _state(name, future) for name, future in futures.items()}
+
+
+def _state(name: str, future) -> str:
+    if not future.done():
+        logger.warning("readiness: %s did not answer within %ss", name, READY_TIMEOUT_SECONDS)
+        return "down"
+    try:
+        future.result()
+    except (DatabaseError, OSError, ConnectionError) as exc:
+        logger.warning("readiness: %s is down: %s", name, exc)
+        return "down"
+    return "ok"

@@ -36,7 +36,7 @@ def error_response(description: str, schema: dict | type = ErrorDetail) -> OpenA
 
 
 class AutoSchema(openapi.AutoSchema):
-    """Documents 400, 401, 404, 413 and 415 wherever the operation can answer them.
+    """Documents 400, 401, 404, 413, 415 and 503 wherever the operation can answer them.
 
     A view names any other error it answers in `documented_errors` (`{"401": "why"}`).
     """
@@ -55,6 +55,11 @@ class AutoSchema(openapi.AutoSchema):
                 "schema": {"type": "string", "enum": ["hit", "miss"]},
                 "description": "Whether the page came from the cache.",
             }
+        if status_code == "503":
+            headers["Retry-After"] = {
+                "schema": {"type": "integer"},
+                "description": "Seconds to wait before retrying.",
+            }
         return headers
 
     def _error_responses(self) -> dict[str, OpenApiResponse]:
@@ -69,6 +74,8 @@ class AutoSchema(openapi.AutoSchema):
         if has_body:
             errors["413"] = error_response("Request body over 1 MiB.")
             errors["415"] = error_response("Content-Type is not application/json.")
+        # Every operation may meet a database that cannot serve it in time (common.middleware).
+        errors["503"] = error_response("The database is busy or unavailable; retry shortly.")
         for code, description in getattr(self.view, "documented_errors", {}).items():
             errors[code] = error_response(description)
         return errors

@@ -80,15 +80,22 @@ TEMPLATES = [{"BACKEND": "django.template.backends.django.DjangoTemplates", "APP
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "common.middleware.JSONErrorMiddleware",
     "common.middleware.BodySizeLimitMiddleware",
+    "common.middleware.DatabaseBusyMiddleware",
 ]
+
+# Security headers on every answer, in every mode (the cached hit path adds the same ones).
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+# HSTS for deployments behind TLS only: browsers keep it, so it is off until asked for.
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS")
+SECURE_HSTS_PRELOAD = _env_bool("SECURE_HSTS_PRELOAD")
 
 # Each function serves its own urlconf (common.asgi); this one is only health and readiness.
 ROOT_URLCONF = "common.urls"
 APPEND_SLASH = False
-
-# Local state of the embedded run (the SQLite file, the demo password, Beat's schedule).
-VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var")).resolve()
 
 DATABASES = {
     "default": dj_database_url.parse(
@@ -98,8 +105,18 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Django under ASGI serves each request on a thread of its own, so a connection kept per
     # thread (CONN_MAX_AGE) would leak one per request: a process-wide pool reuses them instead.
+    # Bounded waits: a request that cannot get a connection, a lock or its answer in time gets
+    # 503 with Retry-After (common.middleware) instead of holding a connection that others need.
     DATABASES["default"]["OPTIONS"] = {
-        "pool": {"min_size": 1, "max_size": int(os.environ.get("DB_POOL_MAX", "8")), "timeout": 10}
+        "pool": {
+            "min_size": 1,
+            "max_size": int(os.environ.get("DB_POOL_MAX", "8")),
+            "timeout": float(os.environ.get("DB_POOL_TIMEOUT", "3")),
+        },
+        "options": (
+            f"-c lock_timeout={int(os.environ.get('DB_LOCK_TIMEOUT_MS', '2000'))}"
+            f" -c statement_timeout={int(os.environ.get('DB_STATEMENT_TIMEOUT_MS', '30000'))}"
+        ),
     }
 else:
     # WAL, a busy timeout and immediate transactions: concurrent writers wait instead of failing.
@@ -231,5 +248,4 @@ LOGGING = {
 }
 
 if not LOCAL_MODE:
-    SECURE_CONTENT_TYPE_NOSNIFF = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
