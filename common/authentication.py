@@ -1,5 +1,7 @@
 """JWT authentication that answers 401, never 500, for any token a client can present."""
 
+from django.core.exceptions import ObjectDoesNotExist
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt import authentication, serializers
 from rest_framework_simplejwt.exceptions import InvalidToken
 
@@ -28,3 +30,7 @@ class TokenRefreshSerializer(serializers.TokenRefreshSerializer):
             return super().validate(attrs)
         except _BAD_CLAIMS as exc:
             raise InvalidToken("Token is invalid") from exc
+        except ObjectDoesNotExist as exc:  # the token's user was deleted: as for a deactivated one
+            raise AuthenticationFailed(
+                self.error_messages["no_active_account"], "no_active_account"
+            ) from exc

@@ -9,10 +9,13 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+# The longest description or comment (CONTRACT section 1): one page, event or email stays small.
+TEXT_MAX_LENGTH = 65_536
+
 
 class Project(models.Model):
     name = models.CharField(max_length=255)
-    description = models.TextField(blank=True, default="")
+    description = models.TextField(blank=True, default="", max_length=TEXT_MAX_LENGTH)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -40,7 +43,7 @@ class Task(models.Model):
 
     project = models.ForeignKey(Project, related_name="tasks", on_delete=models.CASCADE)
     title = models.CharField(max_length=255)
-    description = models.TextField(blank=True, default="")
+    description = models.TextField(blank=True, default="", max_length=TEXT_MAX_LENGTH)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     assignee = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -83,7 +86,7 @@ class Task(models.Model):
 class Comment(models.Model):
     task = models.ForeignKey(Task, related_name="comments", on_delete=models.CASCADE)
     author = models.CharField(max_length=255)
-    content = models.TextField()
+    content = models.TextField(max_length=TEXT_MAX_LENGTH)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
