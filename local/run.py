@@ -45,7 +45,6 @@ def _prepare() -> str:
 def build_gateway():
     """The gateway app with every function mounted, as the local run serves it."""
     from django.conf import settings
-    from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 
     from common.asgi import function_application
     from functions.auth.handler import application as auth
@@ -53,12 +52,13 @@ def build_gateway():
     from functions.projects.handler import application as projects
     from functions.tasks.handler import application as tasks
     from local.gateway import Gateway
+    from local.static import StaticFiles
     from realtime.handler import application as realtime
 
     apps = {"projects": projects, "tasks": tasks, "comments": comments, "auth": auth}
     apps["realtime"] = realtime
     if settings.LOCAL_MODE:  # the docs, the outbox and the jobs endpoint: local mode only
-        apps["local"] = ASGIStaticFilesHandler(function_application("local.urls"))
+        apps["local"] = StaticFiles(function_application("local.urls"))
     return Gateway(apps)
 
 

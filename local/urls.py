@@ -11,6 +11,12 @@ from functions.tasks.urls import urlpatterns as tasks_urls
 from local.views import JobView, OutboxView
 
 
+class DocsView(SpectacularSwaggerView):
+    """The Swagger page, for browsers: GET only (its HTML renderer has nothing for OPTIONS)."""
+
+    http_method_names = ["get", "head"]
+
+
 def _api_routes(patterns: list) -> list:
     """A function's own routes, without the health routes every function includes."""
     return [pattern for pattern in patterns if getattr(pattern, "name", None)]
@@ -22,7 +28,7 @@ urlpatterns = [
     *_api_routes(comments_urls),
     *_api_routes(auth_urls),
     path("schema/", SpectacularAPIView.as_view(urlconf="local.urls"), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("docs/", DocsView.as_view(url_name="schema"), name="docs"),
     path("local/outbox/", OutboxView.as_view(), name="local-outbox"),
     path("local/jobs/<str:name>/", JobView.as_view(), name="local-job"),
 ]

@@ -2,7 +2,9 @@
 
 from datetime import datetime, timedelta
 
-from django.test import override_settings
+import httpx
+from asgiref.sync import async_to_sync
+from django.test import SimpleTestCase, override_settings
 from django.utils import timezone
 from moto import mock_aws
 from rest_framework.test import APITestCase
@@ -76,6 +78,38 @@ class LocalEndpointsTests(APITestCase):
         response = self.client.get("/local/jobs/send_due_reminders/")
         self.assertEqual(response.status_code, 405)
 
+    def test_a_host_outside_allowed_hosts_is_refused_dns_rebinding(self):
+        for method, path in (("get", "/local/outbox/"), ("post", "/local/jobs/prune_events/")):
+            with self.subTest(method=method), self.assertNoLogs("scheduled.jobs", "INFO"):
+                response = getattr(self.client, method)(path, HTTP_HOST="rebound.evil.example")
+                self.assertEqual(response.status_code, 400)
+                self.assertEqual(
+                    response.json(), {"detail": "The Host header is not one of ALLOWED_HOSTS."}
+                )
+
+    def test_a_post_from_another_sites_page_is_refused(self):
+        for headers in (
+            {"HTTP_ORIGIN": "http://evil.example"},
+            {"HTTP_ORIGIN": "null"},
+            {"HTTP_SEC_FETCH_SITE": "cross-site"},
+            {"HTTP_SEC_FETCH_SITE": "same-site", "HTTP_ORIGIN": "http://a.testserver"},
+        ):
+            with self.subTest(headers=headers), self.assertNoLogs("scheduled.jobs", "INFO"):
+                response = self.client.post("/local/jobs/prune_events/", **headers)
+                self.assertEqual(response.status_code, 403)
+                self.assertEqual(
+                    response.json(), {"detail": "Cross-origin requests to /local/ are refused."}
+                )
+
+    def test_a_post_from_the_same_origin_or_no_browser_runs_the_job(self):
+        for headers in (
+            {},
+            {"HTTP_ORIGIN": "http://testserver", "HTTP_SEC_FETCH_SITE": "same-origin"},
+        ):
+            with self.subTest(headers=headers):
+                response = self.client.post("/local/jobs/prune_events/", **headers)
+                self.assertEqual(response.status_code, 200)
+
 
 class MotoServerOutboxTests(APITestCase):
     """With SES_ENDPOINT_URL (a moto server, as in compose), the outbox asks the server."""
@@ -98,3 +132,37 @@ class MotoServerOutboxTests(APITestCase):
         [email] = self.client.get("/local/outbox/").json()
 
         self.assertEqual((email["to"], email["subject"]), ("bo@example.com", "Over HTTP"))
+
+
+class EmbeddedRunStaticAndDocsTests(SimpleTestCase):
+    """The local run's static files and docs answer JSON 4xx for what they cannot serve."""
+
+    def setUp(self):
+        from common.asgi import function_application
+        from local.static import StaticFiles
+
+        app = StaticFiles(function_application("local.urls"))
+        self.client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+        )
+
+    def _request(self, method: str, path: str) -> httpx.Response:
+        return async_to_sync(self.client.request)(method, path)
+
+    def test_a_static_path_that_climbs_out_is_a_json_404(self):
+        for path in (
+            "/static/%2e%2e/%2e%2e/etc/passwd",
+            "/static/..%2f..%2fetc/passwd",
+            "/static/no-such-file.css",
+        ):
+            with self.subTest(path=path):
+                response = self._request("GET", path)
+                self.assertEqual(response.status_code, 404)
+                self.assertEqual(response.json(), {"detail": "Not found."})
+
+    def test_options_on_the_docs_page_is_a_405_not_a_500(self):
+        response = self._request("OPTIONS", "/docs/")
+
+        self.assertEqual(response.status_code, 405)
+        self.assertEqual(response.headers["content-type"], "application/json")
+        self.assertEqual(self._request("GET", "/docs/").status_code, 200)
