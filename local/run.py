@@ -9,6 +9,7 @@ processes, as in compose.
 
 import os
 import secrets
+import signal
 
 from local import ses
 from local.workers import EmbeddedWorkers, WorkerProcesses
@@ -101,6 +102,10 @@ def main() -> None:
     sender = ses.verify_sender()
     workers_class = EmbeddedWorkers if mode == "embedded" else WorkerProcesses
     workers = workers_class(schedule_file=settings.VAR_DIR / "celerybeat-schedule")
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again once it has put
+    # back the handler it found: by default that ends the process on the spot, skipping the
+    # `finally` below and leaving a services-mode worker and Beat running as orphans.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     workers.start()
 
     host = os.environ.get("HOST", "127.0.0.1")
@@ -123,6 +128,10 @@ def main() -> None:
         )
     finally:
         workers.stop()
+
+
+def _exit_on_signal(signum: int, frame) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _describe(mode: str) -> str:

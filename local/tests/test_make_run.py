@@ -219,3 +219,70 @@ def test_a_broker_without_the_services_the_workers_share_is_refused(monkeypatch,
         _mode()
     monkeypatch.delenv("CELERY_BROKER_URL")
     assert _mode() == "embedded"
+
+
+def _descendants(pid: int) -> set[int]:
+    """The processes below `pid`, read off /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has exited; only its entry waits to be reaped
+
+
+@pytest.mark.parametrize("services", ["services"], indirect=True)
+def test_sigterm_to_make_run_stops_its_worker_and_beat_too(run, services):
+    run.wait_for("Connected to amqp://")
+    run.wait_for("beat: Starting...")
+    run.wait_for(r"Uvicorn running on")
+    below = _descendants(run.process.pid)
+    assert len(below) >= 3, below  # the local run, its worker (and the worker's pool), Beat
+
+    os.kill(run.process.pid, signal.SIGTERM)  # to make, as a service manager would; it passes
+    run.process.wait(timeout=60)  # SIGTERM on to the local run
+
+    deadline = time.monotonic() + 30
+    while (left := {pid for pid in below if _alive(pid)}) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not left, f"still running after SIGTERM: {left}\n{run.output}"
+
+
+def test_manage_py_in_a_checkout_needs_no_variable_and_uses_the_local_runs_database(tmp_path):
+    env = {name: os.environ[name] for name in KEPT if name in os.environ}
+    env["VAR_DIR"] = str(tmp_path / "var")  # where `make run` keeps its database, as README says
+    python = str(ROOT / ".venv" / "bin" / "python")
+    superuser = {
+        "DJANGO_SUPERUSER_USERNAME": "newcomer",
+        "DJANGO_SUPERUSER_PASSWORD": "a-pass-phrase-1",
+        "DJANGO_SUPERUSER_EMAIL": "newcomer@example.com",
+    }
+    for command, extra in ((["migrate"], {}), (["createsuperuser", "--noinput"], superuser)):
+        result = subprocess.run(
+            [python, "manage.py", *command],
+            cwd=ROOT,
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(tmp_path / "var" / "taskwire.sqlite3")) as database:
+        rows = database.execute("SELECT username, is_superuser FROM auth_user").fetchall()
+    assert rows == [("newcomer", 1)]
