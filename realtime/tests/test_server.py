@@ -6,6 +6,7 @@ which Channels' communicator never reaches.
 
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -22,6 +23,8 @@ from django.conf import settings
 from django.db import connection
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
+
+from local import nginx
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_COMMAND = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["realtime"][
@@ -46,6 +49,17 @@ def _wait_for(log: Path, pattern: str, process: subprocess.Popen) -> re.Match:
             return match
         time.sleep(0.05)
     raise AssertionError(f"no {pattern!r} in the server's output:\n{log.read_text()}")
+
+
+def _wait_until_answering(url: str, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            httpx.get(url)
+            return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise AssertionError(f"{url} did not answer:\n{log.read_text()}")
 
 
 @contextmanager
@@ -138,6 +152,32 @@ def test_the_token_as_a_subprotocol_is_accepted_with_bearer(compose_server, toke
     with connect(url, subprotocols=["bearer", token]) as ws:
         assert ws.subprotocol == "bearer"
         assert _ping(ws) == '{"type": "pong"}'
+
+
+@pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed")
+def test_no_access_log_line_of_the_gateway_carries_a_websocket_token(
+    compose_server, token, tmp_path
+):
+    port = _free_port()
+    upstreams = {target: compose_server.address for target in nginx.targets()}
+    server = nginx.render(upstreams=upstreams, listen=f"127.0.0.1:{port}")
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "nginx.conf").write_text(
+        f"daemon off;\nerror_log stderr;\npid nginx.pid;\nevents {{}}\nhttp {{\n{server}}}\n"
+    )
+    command = ["nginx", "-p", str(tmp_path), "-c", "nginx.conf"]
+    log = tmp_path / "nginx.log"
+    with log.open("wb") as output:
+        gateway = subprocess.Popen(command, stdout=output, stderr=output)
+        try:
+            _wait_until_answering(f"http://127.0.0.1:{port}/healthz", gateway, log)
+            with connect(f"ws://127.0.0.1:{port}/ws/notifications/?token={token}") as ws:
+                assert _ping(ws) == '{"type": "pong"}'
+            logged = Server("", log, gateway).wait_for(r'"GET /ws/notifications/ HTTP/1.1" 101')
+        finally:
+            gateway.terminate()
+            gateway.wait(timeout=20)
+    assert token.split(".")[2] not in logged.string
 
 
 def test_with_redis_down_the_handshake_is_refused_with_1013_not_500(token, tmp_path):
