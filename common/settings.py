@@ -243,8 +243,20 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # uvicorn logs each request line, websocket handshakes on uvicorn.error: their /ws/ query
+    # strings may carry an access token (common.access_logs).
+    "filters": {"redact_websocket_query": {"()": "common.access_logs.RedactWebsocketQuery"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.request": {"level": "ERROR"}},
+    "loggers": {
+        "django.request": {"level": "ERROR"},
+        "uvicorn.error": {"filters": ["redact_websocket_query"]},
+        # Configured here, it loses uvicorn's own handler: it gets ours, and stays out of root's.
+        "uvicorn.access": {
+            "handlers": ["console"],
+            "filters": ["redact_websocket_query"],
+            "propagate": False,
+        },
+    },
 }
 
 if not LOCAL_MODE:

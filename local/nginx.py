@@ -18,6 +18,20 @@ HEADER = """\
 # First matching location wins, as in the local gateway (local/gateway.py).
 """
 
+# The access log is nginx's "combined" format, but a /ws/ request is logged without its query
+# string: it may carry an access token (`?token=`). $uri is the path nginx routed on, decoded,
+# so a URL spelled differently but routed to realtime is redacted too.
+_ACCESS_LOG = """\
+map $uri $taskwire_logged_uri {
+    "~^/ws/" $uri;
+    default $request_uri;
+}
+
+log_format taskwire '$remote_addr - $remote_user [$time_local] '
+                    '"$request_method $taskwire_logged_uri $server_protocol" '
+                    '$status $body_bytes_sent "$http_referer" "$http_user_agent"';
+"""
+
 _NOT_FOUND = """\
     location / {
         default_type application/json;
@@ -48,7 +62,7 @@ def targets() -> list[str]:
 def render(upstreams: Mapping[str, str] | None = None, listen: str = "80") -> str:
     """The server block; `upstreams` maps a target to host:port (default: the compose service)."""
     upstreams = upstreams or {target: f"{target}:{PORT}" for target in targets()}
-    lines = [HEADER]
+    lines = [HEADER, _ACCESS_LOG]
     for target in targets():
         lines.append(f"upstream {target} {{\n    server {upstreams[target]};\n}}\n")
     lines.append(
@@ -56,6 +70,7 @@ def render(upstreams: Mapping[str, str] | None = None, listen: str = "80") -> st
         f"    listen {listen};\n"
         "    client_max_body_size 2m;  # the functions answer 413 themselves above 1 MiB\n"
         "    proxy_http_version 1.1;\n"
+        "    access_log /dev/stdout taskwire;\n"
     )
     for pattern, target in ROUTES:
         if target in LOCAL_ONLY:

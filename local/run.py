@@ -124,7 +124,13 @@ def main() -> None:
     )
     try:
         uvicorn.run(
-            build_gateway(), host=host, port=port, log_level="info", ws_per_message_deflate=False
+            build_gateway(),
+            host=host,
+            port=port,
+            log_level="info",
+            log_config=None,  # the project's LOGGING, applied by django.setup(), redacts tokens
+            ws_per_message_deflate=False,
+            ws_max_size=64 * 1024,  # a bigger frame closes the socket with 1009
         )
     finally:
         workers.stop()

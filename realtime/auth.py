@@ -1,4 +1,9 @@
-"""Who is on a websocket: the JWT access token from `?token=` or the Authorization header."""
+"""Who is on a websocket: the JWT access token from `?token=`, the subprotocols or a header.
+
+A browser cannot set headers on a websocket, and a query string ends up in access logs: it can
+offer the subprotocols `bearer` and the token instead (`new WebSocket(url, ["bearer", token])`),
+and the server accepts with `bearer`.
+"""
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -9,6 +14,8 @@ from django.contrib.auth import get_user_model
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import AccessToken
+
+BEARER_SUBPROTOCOL = "bearer"
 
 
 @dataclass(frozen=True)
@@ -33,10 +40,18 @@ async def authenticate(scope: dict) -> Caller | None:
     return Caller(username=username, expires_at=expires_at)
 
 
+def accepted_subprotocol(scope: dict) -> str | None:
+    """`bearer` when the client offered it: a browser drops a handshake that picks none."""
+    return BEARER_SUBPROTOCOL if BEARER_SUBPROTOCOL in (scope.get("subprotocols") or []) else None
+
+
 def _raw_token(scope: dict) -> str | None:
     query = parse_qs(scope.get("query_string", b"").decode("latin1"))
     if query.get("token"):
         return query["token"][0]
+    if accepted_subprotocol(scope):
+        offered = scope["subprotocols"]
+        return next((value for value in offered if value != BEARER_SUBPROTOCOL), None)
     for name, value in scope.get("headers", []):
         if name == b"authorization":
             kind, _, token = value.decode("latin1").partition(" ")

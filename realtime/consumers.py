@@ -9,9 +9,12 @@ cursor a client starts with the first event logged after it connected.
 import asyncio
 import logging
 import random
+import uuid
 from datetime import UTC, datetime
 
+import redis.exceptions
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.db.models import Max, Min
@@ -19,20 +22,41 @@ from django.utils import timezone
 
 from common.events import ALL_PROJECTS_GROUP, envelope, event_list_after, project_group
 from common.models import Event, Project
-from realtime.auth import authenticate
+from realtime.auth import accepted_subprotocol, authenticate
+from realtime.socket_quota import MAX_PER_USER, RENEW_SECONDS, socket_quota
 from realtime.subscription import SubscriptionError, parse_subscription
 
 logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_BAD_REQUEST = 4400
+CLOSE_TOO_MANY_SOCKETS = 4429
+CLOSE_TRY_AGAIN_LATER = 1013  # RFC 6455: the server cannot serve it now
+
+# Redis (the channel layer, the socket quota) refusing, failing or too slow to answer.
+REDIS_UNAVAILABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, TimeoutError)
+REDIS_WAIT_SECONDS = 5
 
 
 class NotificationConsumer(AsyncJsonWebsocketConsumer):
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except REDIS_UNAVAILABLE as exc:
+            if hasattr(self, "channel_receive"):  # it failed later than making its channel
+                raise
+            # The channel layer could not give this socket a channel: refuse it cleanly.
+            logger.warning("websocket refused, the channel layer is unavailable: %s", exc)
+            await receive()  # the client's websocket.connect
+            await send({"type": "websocket.accept", "subprotocol": accepted_subprotocol(scope)})
+            await send({"type": "websocket.close", "code": CLOSE_TRY_AGAIN_LATER})
+
     async def connect(self) -> None:
         self.connected_at = timezone.now()
         self.last_seq: dict[int, int] = {}
         self.timers: list[asyncio.Task] = []
+        self.quota_holder: str | None = None
+        self.socket_id = uuid.uuid4().hex
         caller = await authenticate(self.scope)
         if caller is None:
             await self._refuse(CLOSE_UNAUTHORIZED)
@@ -42,9 +66,18 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         except SubscriptionError as exc:
             await self._refuse(CLOSE_BAD_REQUEST, detail=str(exc))
             return
-        # Subscribed before the handshake completes: a client that writes right after
-        # connecting gets the events of its own writes.
-        await self._join_groups()
+        try:
+            if not await self._claim_place(caller.username):
+                await self._refuse(CLOSE_TOO_MANY_SOCKETS, detail=_TOO_MANY_SOCKETS)
+                return
+            # Subscribed before the handshake completes: a client that writes right after
+            # connecting gets the events of its own writes.
+            await self._join_groups()
+        except REDIS_UNAVAILABLE as exc:
+            logger.warning("websocket refused, Redis is unavailable: %s", exc)
+            await self._release_place()
+            await self._refuse(CLOSE_TRY_AGAIN_LATER)
+            return
         await self.accept()
         for project_id, seq in self.subscription.since.items():
             if self.subscription.wants(project_id):
@@ -52,7 +85,11 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         self.timers = [
             asyncio.create_task(self._close_at(caller.expires_at)),
             asyncio.create_task(self._ping_forever()),
+            asyncio.create_task(self._renew_place_forever()),
         ]
+
+    async def accept(self, subprotocol=None, headers=None) -> None:
+        await super().accept(subprotocol or accepted_subprotocol(self.scope), headers)
 
     async def _refuse(self, code: int, detail: str | None = None) -> None:
         """Accept, then close at once, so the client can read why (CONTRACT section 2)."""
@@ -61,9 +98,18 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "error", "detail": detail})
         await self.close(code=code)
 
+    async def websocket_disconnect(self, message: dict) -> None:
+        try:
+            await super().websocket_disconnect(message)
+        except REDIS_UNAVAILABLE as exc:  # leaving the groups failed: the socket is gone anyway
+            logger.warning("websocket left its groups uncleanly, Redis is unavailable: %s", exc)
+            await self.disconnect(message["code"])
+            raise StopConsumer() from exc
+
     async def disconnect(self, code: int) -> None:
         for timer in self.timers:  # the base class leaves self.groups
             timer.cancel()
+        await self._release_place()
 
     async def receive_json(self, content, **kwargs) -> None:
         if isinstance(content, dict) and content.get("action") == "ping":
@@ -101,6 +147,33 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
             await self.send(text_data=message["text"])
         elif seq > last + 1:  # an earlier event is late or was lost: the log has it
             await self._send_logged(project_id, after=last)
+
+    async def _claim_place(self, username: str) -> bool:
+        """One of the user's MAX_PER_USER places, across every realtime process."""
+        async with asyncio.timeout(REDIS_WAIT_SECONDS):
+            claimed = await socket_quota().claim(username, self.socket_id)
+        if claimed:
+            self.quota_holder = username
+        return claimed
+
+    async def _release_place(self) -> None:
+        if self.quota_holder is None:
+            return
+        username, self.quota_holder = self.quota_holder, None
+        try:
+            async with asyncio.timeout(REDIS_WAIT_SECONDS):
+                await socket_quota().release(username, self.socket_id)
+        except REDIS_UNAVAILABLE as exc:  # its lease lapses instead
+            logger.warning("websocket place not released, Redis is unavailable: %s", exc)
+
+    async def _renew_place_forever(self) -> None:
+        while True:
+            await asyncio.sleep(RENEW_SECONDS)
+            try:
+                async with asyncio.timeout(REDIS_WAIT_SECONDS):
+                    await socket_quota().renew(self.quota_holder, self.socket_id)
+            except REDIS_UNAVAILABLE as exc:  # counted again at the next renewal
+                logger.warning("websocket place not renewed, Redis is unavailable: %s", exc)
 
     async def _join_groups(self) -> None:
         projects = self.subscription.projects
@@ -140,6 +213,9 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         while True:
             await self.send_json({"type": "ping"})
             await asyncio.sleep(interval)
+
+
+_TOO_MANY_SOCKETS = f"At most {MAX_PER_USER} sockets per user are open at once."
 
 
 @database_sync_to_async

@@ -1,7 +1,8 @@
 """The realtime service: /ws/notifications/ over websockets, /healthz and /readyz over HTTP.
 
-Container: `uvicorn realtime.handler:application --ws-per-message-deflate false` (events are
-small JSON: compressing each one for each client costs more CPU than it saves bytes).
+Container: `uvicorn realtime.handler:application --ws-per-message-deflate false --ws-max-size
+65536` (events are small JSON: compressing each one for each client costs more CPU than it saves
+bytes; a client frame over 64 KiB closes the socket with 1009 before it is read whole).
 """
 
 import gc

@@ -3,6 +3,8 @@
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs
 
+MAX_PROJECTS = 100  # each is a subscription held for the socket's life
+
 
 class SubscriptionError(ValueError):
     """The query string does not say which projects or cursors in a way we can read."""
@@ -20,6 +22,8 @@ class Subscription:
 def parse_subscription(query_string: bytes) -> Subscription:
     query = parse_qs(query_string.decode("latin1"))
     projects = frozenset(_ids(query.get("projects", [""])[0]))
+    if len(projects) > MAX_PROJECTS:
+        raise SubscriptionError(f"projects: at most {MAX_PROJECTS} ids")
     since: dict[int, int] = {}
     for item in _items(query.get("since", [""])[0]):
         project, sep, seq = item.partition(":")

@@ -55,6 +55,30 @@ async def test_the_token_may_come_in_the_authorization_header(connect, token):
     assert await receive(socket) == {"type": "pong"}
 
 
+async def test_the_token_may_come_as_a_subprotocol_and_bearer_is_accepted(application, token):
+    from channels.testing import WebsocketCommunicator
+
+    socket = WebsocketCommunicator(
+        application, "/ws/notifications/", subprotocols=["bearer", token]
+    )
+
+    assert await socket.connect(timeout=TIMEOUT) == (True, "bearer")
+    await socket.send_json_to({"action": "ping"})
+    assert await receive(socket) == {"type": "pong"}
+    await socket.disconnect()
+
+
+async def test_a_bad_subprotocol_token_is_closed_with_4401_after_accepting_bearer(application):
+    from channels.testing import WebsocketCommunicator
+
+    socket = WebsocketCommunicator(
+        application, "/ws/notifications/", subprotocols=["bearer", "not-a-jwt"]
+    )
+
+    assert await socket.connect(timeout=TIMEOUT) == (True, "bearer")
+    assert await socket.receive_output(timeout=TIMEOUT) == {"type": "websocket.close", "code": 4401}
+
+
 async def test_a_token_that_expires_while_connected_closes_the_socket_with_4401(connect, user):
     token = AccessToken.for_user(user)
     token.set_exp(lifetime=timedelta(seconds=1))

@@ -1,0 +1,87 @@
+"""What one user or one socket may hold: sockets per user, projects per socket, and Redis down."""
+
+import time
+
+import pytest
+import redis
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.test import override_settings
+
+from realtime.socket_quota import MAX_PER_USER
+from realtime.subscription import MAX_PROJECTS
+from realtime.tests.conftest import TIMEOUT, receive
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+IN_MEMORY = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+CLOSED_REDIS = {
+    "default": {
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": [{"address": "redis://127.0.0.1:1/0", "socket_connect_timeout": 1}]},
+    }
+}
+
+
+async def _is_open(socket: WebsocketCommunicator) -> bool:
+    await socket.send_json_to({"action": "ping"})
+    return await receive(socket) == {"type": "pong"}
+
+
+async def _closed_with(socket: WebsocketCommunicator) -> int:
+    return (await socket.receive_output(timeout=TIMEOUT))["code"]
+
+
+async def _the_next_socket_past_the_limit_is_closed_with_4429(connect):
+    sockets = [await connect() for _ in range(MAX_PER_USER)]
+
+    extra = await connect()
+    assert (await receive(extra))["type"] == "error"
+    assert await _closed_with(extra) == 4429
+    assert all([await _is_open(socket) for socket in sockets])
+
+    await sockets.pop().disconnect(timeout=TIMEOUT)  # its place is free again
+    assert await _is_open(await connect())
+
+
+async def test_a_user_has_at_most_twenty_sockets_across_processes_in_redis(connect):
+    await _the_next_socket_past_the_limit_is_closed_with_4429(connect)
+
+
+async def test_a_user_has_at_most_twenty_sockets_in_local_mode_without_redis(connect):
+    with override_settings(CHANNEL_LAYERS=IN_MEMORY):
+        await _the_next_socket_past_the_limit_is_closed_with_4429(connect)
+
+
+async def test_the_sockets_of_a_process_that_died_lapse(connect):
+    config = settings.CHANNEL_LAYERS["default"]["CONFIG"]
+    client = redis.asyncio.Redis.from_url(config["hosts"][0]["address"])
+    lapsed = {f"dead-{n}": time.time() - 1 for n in range(MAX_PER_USER)}  # leases not renewed
+    await client.zadd(f"{config['prefix']}:ws-sockets:alice", lapsed)
+    await client.aclose()
+
+    assert await _is_open(await connect())
+
+
+async def test_projects_may_name_at_most_a_hundred_ids(connect):
+    ids = ",".join(str(n) for n in range(1, MAX_PROJECTS + 2))
+    at_most = ",".join(str(n) for n in range(1, MAX_PROJECTS + 1))
+
+    too_many = await connect(f"projects={ids}")
+    error = await receive(too_many)
+
+    assert error == {"type": "error", "detail": f"projects: at most {MAX_PROJECTS} ids"}
+    assert await _closed_with(too_many) == 4400
+    assert await _is_open(await connect(f"projects={at_most}"))
+
+
+async def test_with_the_channel_layer_unreachable_the_handshake_is_accepted_then_closed_1013(
+    application, token, caplog
+):
+    with override_settings(CHANNEL_LAYERS=CLOSED_REDIS):
+        socket = WebsocketCommunicator(application, f"/ws/notifications/?token={token}")
+        connected, _ = await socket.connect(timeout=TIMEOUT)
+
+        assert connected is True
+        assert await _closed_with(socket) == 1013
+    assert "the channel layer is unavailable" in caplog.text
