@@ -118,6 +118,12 @@ class Reminder(models.Model):
     recipient = models.EmailField(blank=True, default="")
     message_id = models.CharField(max_length=255, blank=True, default="")
     error = models.TextField(blank=True, default="")
+    # The run holding the claim (a Celery task id, the same when its message is redelivered):
+    # that run takes its claim back at once, whatever the lease.
+    claimed_by = models.CharField(max_length=255, blank=True, default="")
+    # Sends that may have reached SES with no outcome on record (a read timeout, a claim whose
+    # worker died): after two, it is never sent again.
+    uncertain_sends = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -173,6 +179,7 @@ class SummaryReport(models.Model):
     email_status = models.CharField(
         max_length=16, choices=EmailStatus.choices, default=EmailStatus.PENDING
     )
+    email_error = models.TextField(blank=True, default="")  # why it failed; not in the API
 
     class Meta:
         ordering = ["-date", "-id"]

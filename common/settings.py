@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from botocore.config import Config as BotocoreConfig
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -187,6 +188,13 @@ if SES_ENDPOINT_URL:
     AWS_SES_REGION_ENDPOINT_URL = SES_ENDPOINT_URL
 if SES_ENDPOINT_URL or LOCAL_MODE:
     AWS_SES_AUTO_THROTTLE = None  # moto has no send quota to pace against
+# botocore retries nothing: scheduled.email owns retries, and botocore's resend after a read
+# timeout is a second email. Explicit timeouts, so an SES that never answers cannot hold a job.
+AWS_SES_CONFIG = BotocoreConfig(
+    connect_timeout=float(os.environ.get("SES_CONNECT_TIMEOUT", "5")),
+    read_timeout=float(os.environ.get("SES_READ_TIMEOUT", "15")),
+    retries={"mode": "standard", "total_max_attempts": 1},
+)
 
 # Celery: the jobs (scheduled/). JSON only, acknowledged after the job ran (jobs are
 # idempotent), one message at a time per worker, bounded run time, no result backend.

@@ -10,6 +10,8 @@ import sys
 import threading
 from pathlib import Path
 
+from scheduled.readiness import broker_readiness_register
+
 WORKER_COMMAND = ["celery", "-A", "scheduled.celery", "worker", "--loglevel", "INFO"]
 BEAT_COMMAND = ["celery", "-A", "scheduled.celery", "beat", "--loglevel", "INFO"]
 
@@ -29,7 +31,13 @@ class EmbeddedWorkers:
             without_mingle=True,
             without_gossip=True,
         )
-        self.beat = EmbeddedService(app, thread=True, schedule_filename=str(schedule_file))
+        self.beat = EmbeddedService(
+            app,
+            thread=True,
+            schedule_filename=str(schedule_file),
+            scheduler_cls=app.conf.beat_scheduler,  # the `celery beat` command's
+        )
+        broker_readiness_register()
 
     def start(self) -> None:
         threading.Thread(target=self.worker.start, name="celery-worker", daemon=True).start()
@@ -46,6 +54,7 @@ class WorkerProcesses:
     def __init__(self, schedule_file: Path) -> None:
         self.commands = [WORKER_COMMAND, [*BEAT_COMMAND, "--schedule", str(schedule_file)]]
         self.processes: list[subprocess.Popen] = []
+        broker_readiness_register()  # this process's /readyz speaks for its workers
 
     def start(self) -> None:
         for command in self.commands:

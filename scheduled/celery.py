@@ -15,6 +15,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "common.settings")
 app = Celery("taskwire")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.beat_schedule = beat_schedule()
+# A run Beat could not queue (the broker down) stays due, and is sent when the broker answers.
+app.conf.beat_scheduler = "scheduled.beat:RetryingScheduler"
 
 
 @app.task(name="scheduled.run_job")

@@ -1,15 +1,18 @@
 """Sending one email through the configured backend (Amazon SES in production).
 
-Transient SES errors (throttling, 5xx, a dropped connection) are retried here with exponential
-backoff and full jitter; a rejection SES will repeat (a bad address, an unverified sender) is
-raised as EmailRejected for the caller to record.
+Transient SES errors (throttling, 5xx, no connection) are retried here with exponential backoff
+and full jitter: each of them means SES did not take the message. botocore retries nothing
+itself (AWS_SES_CONFIG), so no send is repeated behind this module's back. A send whose outcome
+is unknown (a read timeout, a connection closed mid-answer) is not retried here: it is raised as
+EmailUncertain, for the caller, who knows how often it has happened, to decide. A message that
+cannot be built (a malformed address) or that SES refuses for good is raised as EmailRejected.
 """
 
 import logging
 import random
 import time
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from django.conf import settings
 from django.core.mail import EmailMessage
@@ -37,13 +40,23 @@ class EmailUnavailable(Exception):
     """SES kept failing transiently; a later run should try again."""
 
 
+class EmailUncertain(Exception):
+    """The request went out but no answer came back: SES may or may not have sent it."""
+
+
 def send_email(*, to: str, subject: str, body: str, connection=None) -> str:
     """Send one message; return SES's message id ("" from backends that have none).
 
     `connection`: an open email backend to send through (one SES client for many messages);
     by default a new one for this message.
     """
-    message = EmailMessage(subject, body, settings.DEFAULT_FROM_EMAIL, [to], connection=connection)
+    message = EmailMessage(
+        subject_line(subject), body, settings.DEFAULT_FROM_EMAIL, [to], connection=connection
+    )
+    try:
+        message.message()  # built here, so a bad address fails before anything is sent
+    except ValueError as exc:  # BadHeaderError among them
+        raise EmailRejected(f"message could not be built: {exc}") from exc
     for attempt in range(ATTEMPTS):
         try:
             message.send()
@@ -52,12 +65,19 @@ def send_email(*, to: str, subject: str, body: str, connection=None) -> str:
             if not _is_transient(exc):
                 raise EmailRejected(_describe(exc)) from exc
             error: Exception = exc
-        except BotoConnectionError as exc:
+        except BotoConnectionError as exc:  # no connection: nothing reached SES
             error = exc
+        except HTTPClientError as exc:  # sent, and then no (whole) answer
+            raise EmailUncertain(str(exc)) from exc
         logger.warning("email to %s failed (attempt %d), retrying: %s", to, attempt + 1, error)
         if attempt + 1 < ATTEMPTS:
             time.sleep(_backoff(attempt))
     raise EmailUnavailable(str(error))
+
+
+def subject_line(text: str) -> str:
+    """`text` on one line: a line break in a header would be refused (or, raw, inject one)."""
+    return " ".join(text.split())
 
 
 def _is_transient(exc: ClientError) -> bool:

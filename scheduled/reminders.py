@@ -9,13 +9,19 @@ between claim and send leaves a claim that a later run takes over once the lease
 A run stops sending well before Celery's time limit would interrupt a send, and releases what
 it has not sent to the next run.
 
+A claim names its run (a Celery task id, which a redelivered message keeps): a run redelivered
+after its worker died takes its own claim back at once instead of waiting for the lease.
+
 The one gap no database closes: SES accepting a message and the worker dying before that
-reminder's commit. That one email (never more) is sent again by a run after the lease.
+reminder's commit, or SES never answering. Such a send counts as uncertain; one more is made
+(on record before it goes), and after a second the reminder is failed: never a third email.
 """
 
 import logging
 import time
+import uuid
 from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -25,28 +31,53 @@ from django.utils import timezone
 
 from common.cache import cache_version_bump
 from common.models import Reminder, Task
-from scheduled.email import EmailRejected, EmailUnavailable, send_email
+from scheduled.email import EmailRejected, EmailUnavailable, EmailUncertain, send_email
 
 logger = logging.getLogger(__name__)
 
 WINDOW = timedelta(hours=24)
 LEASE = timedelta(minutes=10)  # longer than a job may run (CELERY_TASK_TIME_LIMIT)
+MAX_UNCERTAIN_SENDS = 2  # the email itself and its one possible duplicate
 
 
-def send_due_reminders(*, now: datetime | None = None) -> dict[str, int]:
-    """Remind the assignee (else the project owner) of each task due soon; count outcomes."""
-    now = now or timezone.now()
+@dataclass(frozen=True)
+class Claim:
+    """Which run holds a reminder, and since when (the run's `now`)."""
+
+    run_id: str
+    at: datetime
+
+
+def send_due_reminders(*, now: datetime | None = None, run_id: str = "") -> dict[str, int]:
+    """Remind the assignee (else the project owner) of each task due soon; count outcomes.
+
+    `run_id`: this run's id; by default the Celery task's (stable across a redelivery), else new.
+    """
+    claim = Claim(run_id=run_id or _current_run_id(), at=now or timezone.now())
     # Half the soft time limit: a send that has started (retries, a slow SES) has time to end.
     deadline = time.monotonic() + settings.CELERY_TASK_SOFT_TIME_LIMIT / 2
-    claimed = _claim(now)
+    claimed = _claim(claim)
     outcomes: Counter[str] = Counter()
     with get_connection() as email_backend:  # one SES client for the run, not one per email
-        for index, reminder_id in enumerate(claimed):
+        for index, (reminder_id, uncertain) in enumerate(claimed):
             if time.monotonic() >= deadline:
-                outcomes["deferred"] = _release(claimed[index:], claimed_at=now)
+                ids = [reminder_id for reminder_id, _ in claimed[index:]]
+                outcomes["deferred"] = _release(ids, claim=claim)
                 break
-            outcomes[_deliver(reminder_id, claimed_at=now, email_backend=email_backend)] += 1
+            outcome = _spend_resend(reminder_id, claim=claim) if uncertain else None
+            outcome = outcome or _deliver(
+                reminder_id, claim=claim, resend=bool(uncertain), email_backend=email_backend
+            )
+            outcomes[outcome] += 1
     return {"claimed": len(claimed), **outcomes}
+
+
+def _current_run_id() -> str:
+    from celery import current_task
+
+    if current_task and current_task.request.id:
+        return current_task.request.id
+    return uuid.uuid4().hex  # by hand (run_job, Lambda): a run of its own
 
 
 # The due window, over common_task; served by the partial index task_reminder_due_idx.
@@ -56,48 +87,78 @@ _DUE = (
 )
 _CREATE_DUE = f"""
     INSERT INTO common_reminder
-        (task_id, due_date, status, claimed_at, sent_at, recipient, message_id, error, created_at)
-    SELECT t.id, t.due_date, 'pending', NULL, NULL, '', '', '', %(now)s FROM common_task t
+        (task_id, due_date, status, claimed_at, claimed_by, uncertain_sends, sent_at, recipient,
+         message_id, error, created_at)
+    SELECT t.id, t.due_date, 'pending', NULL, '', 0, NULL, '', '', '', %(now)s FROM common_task t
     WHERE {_DUE}
     ON CONFLICT (task_id, due_date) DO NOTHING
 """
+# Taking over a claim nobody released (its worker died, maybe mid-send) counts as an uncertain
+# send; a released one (deferred, retried, not due) was not being sent.
 _CLAIM = f"""
-    UPDATE common_reminder SET claimed_at = %(now)s WHERE id IN (
+    UPDATE common_reminder SET claimed_at = %(now)s, claimed_by = %(run)s,
+        uncertain_sends = uncertain_sends + CASE WHEN claimed_at IS NULL THEN 0 ELSE 1 END
+    WHERE id IN (
         SELECT r.id FROM common_reminder r JOIN common_task t ON t.id = r.task_id
-        WHERE r.status = 'pending' AND (r.claimed_at IS NULL OR r.claimed_at < %(lease)s)
+        WHERE r.status = 'pending'
+            AND (r.claimed_at IS NULL OR r.claimed_at < %(lease)s OR r.claimed_by = %(run)s)
             AND r.due_date = t.due_date AND {_DUE}
         {{lock}}
     )
-    RETURNING id
+    RETURNING id, uncertain_sends
 """
 
 
-def _claim(now: datetime) -> list[int]:
-    """Create the reminders now due and claim those nobody holds; return their ids.
+def _claim(claim: Claim) -> list[tuple[int, int]]:
+    """Create the reminders now due and claim those nobody else holds.
 
-    Two statements, whatever the number of tasks: the rows never pass through Python.
+    Returns (id, uncertain sends) of each, by id. Two statements, whatever the number of tasks:
+    the rows never pass through Python. The run's own earlier claim is taken back, lease or not.
     """
+    now = claim.at
     moments = {"now": now, "end": now + WINDOW, "lease": now - LEASE}
     params = {
         name: connection.ops.adapt_datetimefield_value(value) for name, value in moments.items()
     }
+    params["run"] = claim.run_id
     # Rows another run is claiming right now are skipped, not waited for (PostgreSQL).
     lock = "FOR UPDATE OF r SKIP LOCKED" if connection.features.has_select_for_update_of else ""
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(_CREATE_DUE, params)
         cursor.execute(_CLAIM.format(lock=lock), params)
-        return sorted(row[0] for row in cursor.fetchall())
+        return sorted((row[0], row[1]) for row in cursor.fetchall())
 
 
-def _deliver(reminder_id: int, *, claimed_at: datetime, email_backend) -> str:
-    """Send one reminder of our claim under its row lock, and record it in its own commit."""
+def _spend_resend(reminder_id: int, *, claim: Claim) -> str | None:
+    """Count the send about to repeat an uncertain one, in a commit before it goes.
+
+    So a worker dying during it leaves the count behind. Returns the outcome when the reminder
+    is not to be sent (taken, or out of sends), else None.
+    """
     with transaction.atomic():
-        reminder = (
-            Reminder.objects.select_for_update(of=("self",))
-            .select_related("task__project__owner", "task__assignee")
-            .filter(id=reminder_id, status=Reminder.Status.PENDING, claimed_at=claimed_at)
-            .first()
-        )
+        reminder = _locked(reminder_id, claim=claim)
+        if reminder is None:
+            return "taken"
+        if reminder.uncertain_sends >= MAX_UNCERTAIN_SENDS:
+            reminder.status = Reminder.Status.FAILED
+            reminder.error = (
+                f"not sent again: {reminder.uncertain_sends} sends may have reached SES"
+            )
+            logger.error("reminder %s failed: %s", reminder.id, reminder.error)
+            reminder.save(update_fields=["status", "error"])
+            return str(reminder.status)
+        reminder.uncertain_sends += 1
+        reminder.save(update_fields=["uncertain_sends"])
+    return None
+
+
+def _deliver(reminder_id: int, *, claim: Claim, resend: bool, email_backend) -> str:
+    """Send one reminder of our claim under its row lock, and record it in its own commit.
+
+    `resend`: this send repeats an uncertain one and is already counted (_spend_resend).
+    """
+    with transaction.atomic():
+        reminder = _locked(reminder_id, claim=claim)
         if reminder is None:
             return "taken"  # another run finished it, or took over our claim
         task = reminder.task
@@ -105,22 +166,42 @@ def _deliver(reminder_id: int, *, claimed_at: datetime, email_backend) -> str:
             # Completed or re-dated since the claim: released, so it is claimed again only if
             # the task is reopened with this due date (a new due date has a reminder of its own).
             reminder.claimed_at = None
-            reminder.save(update_fields=["claimed_at"])
+            if resend:
+                reminder.uncertain_sends -= 1  # counted for a send that did not happen
+            reminder.save(update_fields=["claimed_at", "uncertain_sends"])
             return "not_due"
-        outcome = _send(reminder, email_backend)
+        outcome = _send(reminder, email_backend, resend=resend)
         _record(reminder)
     return outcome
 
 
-def _release(reminder_ids: list[int], *, claimed_at: datetime) -> int:
+def _locked(reminder_id: int, *, claim: Claim) -> Reminder | None:
+    """The reminder, row-locked, if it is still pending and ours."""
+    return (
+        Reminder.objects.select_for_update(of=("self",))
+        .select_related("task__project__owner", "task__assignee")
+        .filter(
+            id=reminder_id,
+            status=Reminder.Status.PENDING,
+            claimed_at=claim.at,
+            claimed_by=claim.run_id,
+        )
+        .first()
+    )
+
+
+def _release(reminder_ids: list[int], *, claim: Claim) -> int:
     """Hand reminders we claimed but did not send to the next run; return how many."""
     ours = Reminder.objects.filter(
-        id__in=reminder_ids, status=Reminder.Status.PENDING, claimed_at=claimed_at
+        id__in=reminder_ids,
+        status=Reminder.Status.PENDING,
+        claimed_at=claim.at,
+        claimed_by=claim.run_id,
     )
     return ours.update(claimed_at=None)
 
 
-def _send(reminder: Reminder, email_backend) -> str:
+def _send(reminder: Reminder, email_backend, *, resend: bool) -> str:
     """Send one reminder; set its outcome on it (written by _record)."""
     task = reminder.task
     recipient = _recipient(task)
@@ -129,27 +210,56 @@ def _send(reminder: Reminder, email_backend) -> str:
         reminder.status = Reminder.Status.SKIPPED
         return str(reminder.status)  # the value, not the enum member
     subject, body = _message(task)
+    reminder.recipient = recipient
     try:
         reminder.message_id = send_email(
             to=recipient, subject=subject, body=body, connection=email_backend
         )
     except EmailRejected as exc:
         logger.error("reminder for task %s to %s rejected: %s", task.id, recipient, exc)
-        reminder.recipient, reminder.error = recipient, str(exc)
-        reminder.status = Reminder.Status.FAILED
-        return str(reminder.status)
+        return _fail(reminder, str(exc))
     except EmailUnavailable as exc:
         logger.warning("reminder for task %s not sent yet, a later run retries: %s", task.id, exc)
+        if resend:
+            reminder.uncertain_sends -= 1  # SES did not take it: the send does not count
         reminder.claimed_at = None  # still pending: the next run claims it again
         return "retry"
-    reminder.recipient, reminder.sent_at = recipient, timezone.now()
+    except EmailUncertain as exc:
+        return _uncertain(reminder, str(exc), resend=resend)
+    reminder.sent_at = timezone.now()
     reminder.status = Reminder.Status.SENT
+    return str(reminder.status)
+
+
+def _uncertain(reminder: Reminder, error: str, *, resend: bool) -> str:
+    """SES may have sent it: once, a later run tries again; twice, it is failed."""
+    if resend:
+        logger.error("reminder %s failed, its outcome unknown twice: %s", reminder.id, error)
+        return _fail(reminder, f"outcome unknown: {error}")
+    logger.warning("reminder %s may not have been sent, one more try later: %s", reminder.id, error)
+    reminder.uncertain_sends += 1
+    reminder.error = f"outcome unknown: {error}"
+    reminder.claimed_at = None
+    return "retry"
+
+
+def _fail(reminder: Reminder, error: str) -> str:
+    reminder.error = error
+    reminder.status = Reminder.Status.FAILED
     return str(reminder.status)
 
 
 def _record(reminder: Reminder) -> None:
     reminder.save(
-        update_fields=["status", "recipient", "sent_at", "message_id", "error", "claimed_at"]
+        update_fields=[
+            "status",
+            "recipient",
+            "sent_at",
+            "message_id",
+            "error",
+            "claimed_at",
+            "uncertain_sends",
+        ]
     )
     if reminder.status == Reminder.Status.SENT:
         # A task whose due date changed since the claim was re-armed: it keeps NULL.

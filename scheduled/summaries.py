@@ -20,7 +20,7 @@ from django.utils import timezone
 from common.events import EventType, publish_many
 from common.models import SummaryReport, Task
 from common.serializers import SummaryReportSerializer
-from scheduled.email import EmailRejected, EmailUnavailable, send_email
+from scheduled.email import EmailRejected, EmailUnavailable, EmailUncertain, send_email
 
 logger = logging.getLogger(__name__)
 
@@ -68,9 +68,10 @@ def _fan_out(chunks: list[list[int]]) -> dict:
 # as it is, and only the new ones come back.
 _STORE = """
     INSERT INTO common_summaryreport
-        (project_id, date, generated_at, {counts}, emailed_to, email_status)
+        (project_id, date, generated_at, {counts}, emailed_to, email_status, email_error)
     SELECT project_id, %(date)s, %(now)s, {counts}, nullif(owner_email, ''),
-        CASE WHEN coalesce(owner_email, '') = '' THEN %(email_skipped)s ELSE %(email_pending)s END
+        CASE WHEN coalesce(owner_email, '') = '' THEN %(email_skipped)s ELSE %(email_pending)s END,
+        ''
     FROM (
         SELECT p.id AS project_id,
             count(t.id) AS total,
@@ -150,13 +151,18 @@ def _email(report_id: int, email_backend) -> str:
             send_email(to=report.emailed_to, subject=subject, body=body, connection=email_backend)
         except EmailRejected as exc:
             logger.error("summary %s to %s rejected: %s", report.id, report.emailed_to, exc)
-            report.email_status = SummaryReport.EmailStatus.FAILED
+            report.email_status, report.email_error = SummaryReport.EmailStatus.FAILED, str(exc)
         except EmailUnavailable as exc:
             logger.warning("summary %s not emailed yet, a later run retries: %s", report.id, exc)
             return "retry"
+        except EmailUncertain as exc:
+            # It may have gone out: a rerun for the date must not send it again.
+            logger.error("summary %s to %s: outcome unknown: %s", report.id, report.emailed_to, exc)
+            report.email_status = SummaryReport.EmailStatus.FAILED
+            report.email_error = f"outcome unknown: {exc}"
         else:
             report.email_status = SummaryReport.EmailStatus.SENT
-        report.save(update_fields=["email_status"])
+        report.save(update_fields=["email_status", "email_error"])
         return str(report.email_status)
 
 

@@ -14,7 +14,7 @@ from common import services
 from common.models import Reminder, Task
 from common.tests.factories import ProjectFactory, TaskFactory, UserFactory
 from scheduled import reminders
-from scheduled.reminders import send_due_reminders
+from scheduled.reminders import Claim, send_due_reminders
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -106,7 +106,7 @@ def test_two_workers_at_the_same_moment_send_each_reminder_once(ses):
 def test_a_claim_left_by_a_dead_worker_is_sent_by_a_later_run_after_the_lease(ses):
     due_in(5, assignee=UserFactory(email="a@example.com"))
     claimed_at = timezone.now()
-    assert len(reminders._claim(claimed_at)) == 1  # ...and the worker dies before sending
+    assert len(reminders._claim(Claim("dead", claimed_at))) == 1  # ...and the worker dies
 
     too_soon = send_due_reminders(now=claimed_at + timedelta(minutes=1))
     later = send_due_reminders(now=claimed_at + reminders.LEASE + timedelta(minutes=1))
@@ -194,8 +194,8 @@ def test_a_task_completed_or_re_dated_after_the_claim_is_not_reminded(ses):
     moved = due_in(3, assignee=UserFactory(email="moved@example.com"))
     claim = reminders._claim
 
-    def claim_then_change(now):
-        claimed = claim(now)
+    def claim_then_change(run):
+        claimed = claim(run)
         Task.objects.filter(pk=done.pk).update(status=Task.Status.COMPLETED)
         Task.objects.filter(pk=moved.pk).update(due_date=moved.due_date + timedelta(hours=2))
         return claimed
@@ -223,3 +223,61 @@ def test_a_run_out_of_time_releases_what_it_has_not_sent_to_the_next_run(ses, se
 
     settings.CELERY_TASK_SOFT_TIME_LIMIT = 240
     assert send_due_reminders() == {"claimed": 3, "sent": 3}  # the next run, at once
+
+
+def test_a_title_with_a_line_break_is_reminded_on_one_line_and_the_run_goes_on(ses):
+    poison = due_in(
+        1, assignee=UserFactory(email="p@example.com"), title="Poison\nBcc: x@evil.example"
+    )
+    due_in(2, assignee=UserFactory(email="next@example.com"), title="Next")
+
+    result = send_due_reminders()
+
+    assert result == {"claimed": 2, "sent": 2}
+    first, second = ses.messages()
+    assert first["Subject"].startswith("Reminder: 'Poison Bcc: x@evil.example' is due")
+    assert first["Bcc"] is None and second["To"] == "next@example.com"
+    assert f"Task #{poison.id}, 'Poison" in first.get_content()  # the body keeps its lines
+
+
+def test_a_message_that_cannot_be_built_is_failed_with_its_error_and_the_run_goes_on(ses):
+    due_in(1, assignee=UserFactory(email="bad@example.com\nBcc: x@evil.example"))
+    due_in(2, assignee=UserFactory(email="next@example.com"))
+
+    result = send_due_reminders()
+    again = send_due_reminders()
+
+    assert result == {"claimed": 2, "failed": 1, "sent": 1}
+    assert again == {"claimed": 0}
+    assert ses.recipients() == ["next@example.com"]
+    failed = Reminder.objects.get(status="failed")
+    assert "could not be built" in failed.error and "newline" in failed.error
+
+
+def test_a_redelivered_run_takes_back_its_own_claim_at_once(ses):
+    for n in range(3):
+        due_in(1 + n, assignee=UserFactory(email=f"r{n}@example.com"))
+    killed_at = timezone.now()
+    assert len(reminders._claim(Claim("run-1", killed_at))) == 3  # ...and its worker is killed
+
+    other = send_due_reminders(now=killed_at + timedelta(seconds=5), run_id="run-2")
+    redelivered = send_due_reminders(now=killed_at + timedelta(seconds=5), run_id="run-1")
+
+    assert other == {"claimed": 0}  # another run waits for the lease, as before
+    assert redelivered == {"claimed": 3, "sent": 3}
+    assert sorted(ses.recipients()) == [f"r{n}@example.com" for n in range(3)]
+
+
+def test_a_celery_run_claims_under_its_task_id_which_a_redelivery_keeps(ses):
+    from scheduled.celery import run_job
+
+    due_in(1, assignee=UserFactory(email="a@example.com"))
+    killed_at = timezone.now()
+    reminders._claim(Claim("celery-task-id", killed_at))
+
+    elsewhere = run_job.apply(args=["send_due_reminders"], task_id="another-id").get()
+    redelivered = run_job.apply(args=["send_due_reminders"], task_id="celery-task-id").get()
+
+    assert (elsewhere, redelivered) == ({"claimed": 0}, {"claimed": 1, "sent": 1})
+    assert Reminder.objects.get().claimed_by == "celery-task-id"
+    assert ses.recipients() == ["a@example.com"]

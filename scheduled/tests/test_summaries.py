@@ -142,3 +142,28 @@ def test_two_runs_at_once_store_each_report_once(ses):
     assert sorted(stored) == [0, 10]
     assert SummaryReport.objects.count() == 10
     assert Event.objects.filter(type="summary.generated").count() == 10
+
+
+def test_a_project_name_with_a_line_break_is_summarised_on_one_line_and_the_run_goes_on(ses):
+    ProjectFactory(name="Apollo\nBcc: x@evil.example", owner=UserFactory(email="a@example.com"))
+    ProjectFactory(name="Next", owner=UserFactory(email="next@example.com"))
+
+    result = generate_project_summaries()
+
+    assert (result["stored"], result["sent"]) == (2, 2)
+    first, second = sorted(ses.messages(), key=lambda message: message["To"])
+    assert first["Subject"].startswith("Daily summary: Apollo Bcc: x@evil.example, ")
+    assert first["Bcc"] is None and second["To"] == "next@example.com"
+
+
+def test_a_summary_that_cannot_be_built_is_failed_with_its_error_not_shown_in_the_api(ses):
+    bad = ProjectFactory(owner=UserFactory(email="bad@example.com\nBcc: x@evil.example"))
+    ProjectFactory(owner=UserFactory(email="next@example.com"))
+
+    result = generate_project_summaries()
+
+    assert (result["stored"], result["sent"], result["failed"]) == (2, 1, 1)
+    assert ses.recipients() == ["next@example.com"]
+    report = SummaryReport.objects.get(project=bad)
+    assert report.email_status == "failed" and "could not be built" in report.email_error
+    assert "email_error" not in SummaryReportSerializer(report).data
