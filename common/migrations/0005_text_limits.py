@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('common', '0003_reminders'),
+        ('common', '0004_reminder_claims_and_email_errors'),
     ]
 
     operations = [
