@@ -200,6 +200,9 @@ AWS_SES_CONFIG = BotocoreConfig(
 # idempotent), one message at a time per worker, bounded run time, no result backend.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "memory://localhost/" if LOCAL_MODE else "")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Never give up on the broker: a Beat that gave up during an outage would lose the runs due then
+# (scheduled.beat keeps a run due until it could be sent).
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 # The queue Beat sends to and workers take from: deployments sharing a broker keep apart.
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "celery")
 CELERY_TASK_SERIALIZER = "json"
