@@ -14,6 +14,7 @@ from asgiref.sync import async_to_sync
 from django.test import override_settings
 from rest_framework_simplejwt.tokens import AccessToken
 
+from common.asgi import function_application
 from common.tests.base import APITest
 from common.tests.factories import TaskFactory, UserFactory
 
@@ -108,7 +109,8 @@ SECURITY_HEADERS = (
 
 
 def _get_twice(base_url: str, headers: dict) -> list[httpx.Response]:
-    from functions.tasks.handler import application
+    # A new application: Django's middleware reads its settings when the handler is made.
+    application = function_application("functions.tasks.urls", cached_lists=("tasks",))
 
     async def get_twice() -> list[httpx.Response]:
         transport = httpx.ASGITransport(app=application)
