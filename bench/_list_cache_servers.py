@@ -57,8 +57,8 @@ def redis_prefix() -> str:
 
 
 def cache_key(prefix: str, name: str) -> str:
-    """The Redis key Django's RedisCache uses for `name` (default KEY_FUNCTION, version 1)."""
-    return f"{prefix}:1:{name}"
+    """A pattern matching the list cache's key for `name` in any generation (common.cache.store)."""
+    return f"{prefix}:*:{name}"
 
 
 def database_url(database: str) -> str:

@@ -5,9 +5,9 @@ HTTP parser: uvloop and httptools when installed; the header says which), access
 wrk, a fixed number of connections for a fixed time per run, every response checked (status 200
 and the expected X-Cache; anything else counts as an error). Candidates, alternating by round:
   cached    GET /tasks/?page_size=50 on `functions.tasks.handler:application`, after a warm-up
-            request that fills the cache: answered by the ASGI hit path (common.cache_asgi).
+            request that fills the cache: answered by the ASGI hit path (common.cache.frontend).
   bare      the same GET on bench/_list_cache_bare.py: the least that serves those bytes (JWT
-            check, two Redis round trips like the real path's, unpickle, send), the limit.
+            check, two Redis round trips like the real path's, strip the stamp, send), the limit.
   uncached  the same GET with `&nonce=N` unique per request: every request misses the page cache
             (the filters ignore the parameter, the cache key does not): the ASGI layer asks
             Redis, misses, and Django answers from PostgreSQL and stores the page, as on any miss.
@@ -100,7 +100,7 @@ def server_specs(env: dict[str, str]) -> dict[str, tuple[str, dict[str, str]]]:
     prefix = env["REDIS_PREFIX"]
     bare_env = {
         **env,
-        "LIST_BENCH_VERSION_KEY": procs.cache_key(prefix, "tasks"),
+        "LIST_BENCH_VERSION_KEY": f"{prefix}:bench:bare-version",
         "LIST_BENCH_PAGE_KEY": bare_page_key(prefix),
     }
     return {"cached": (TASKS_APP, env), "uncached": (TASKS_APP, env), "bare": (BARE_APP, bare_env)}
@@ -132,6 +132,7 @@ def copy_page_for_bare(prefix: str, page: bytes, bare_url: str, token: str) -> N
         if len(keys) != 1:
             raise RuntimeError(f"expected one cached /tasks/ page, found {len(keys)}")
         client.set(bare_page_key(prefix), client.get(keys[0]))
+        client.set(f"{prefix}:bench:bare-version", 1)  # the bare app reads one version too
     finally:
         client.close()
     answer = get(bare_url, token)

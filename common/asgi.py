@@ -87,7 +87,7 @@ def function_application(urlconf: str, *, cached_lists: tuple[str, ...] = ()):
     django.setup(set_prefix=False)
     app = FunctionHandler(urlconf)
     if cached_lists and settings.CACHES["default"]["BACKEND"].endswith("RedisCache"):
-        from common.cache_asgi import CachedListFrontend
+        from common.cache.frontend import CachedListFrontend
 
         return CachedListFrontend(app, cached_lists)
     return app

@@ -138,34 +138,42 @@ USE_I18N = False
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
 # Redis: the channel layer that carries events to /ws/notifications/, and the list cache.
-# Local mode without REDIS_URL keeps everything in the one process.
+# Local mode without REDIS_URL keeps everything in the one process. CACHE_REDIS_URL and
+# CHANNEL_REDIS_URL put each on a Redis (or database) of its own; both default to REDIS_URL.
 REDIS_URL = os.environ.get("REDIS_URL", "")
-if not REDIS_URL and not LOCAL_MODE:
+CACHE_REDIS_URL = os.environ.get("CACHE_REDIS_URL", REDIS_URL)
+CHANNEL_REDIS_URL = os.environ.get("CHANNEL_REDIS_URL", REDIS_URL)
+if not (CACHE_REDIS_URL and CHANNEL_REDIS_URL) and not LOCAL_MODE:
     raise ImproperlyConfigured("REDIS_URL must be set (only DEBUG=true runs without Redis).")
-if REDIS_URL:
+if CHANNEL_REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             # Pub/sub: one PUBLISH per event, fanned out inside each realtime process. Delivery is
             # best effort; the event log (common.events) is what makes it complete and ordered.
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {
-                "hosts": [{"address": REDIS_URL, "socket_connect_timeout": 2}],
+                "hosts": [{"address": CHANNEL_REDIS_URL, "socket_connect_timeout": 2}],
                 "prefix": os.environ.get("REDIS_PREFIX", "taskwire"),
             },
         }
     }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+if CACHE_REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_URL,
+            "LOCATION": CACHE_REDIS_URL,
             "KEY_PREFIX": os.environ.get("REDIS_PREFIX", "taskwire"),
             # Short timeouts: a slow Redis degrades to the database instead of stalling requests.
             "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# A list page larger than this is served but not cached: one page may not take a large share
+# of Redis (common.cache.pages).
+CACHE_PAGE_MAX_BYTES = int(os.environ.get("CACHE_PAGE_MAX_BYTES", str(1024 * 1024)))
 
 # The realtime service: how often it pings each client.
 REALTIME_PING_SECONDS = float(os.environ.get("REALTIME_PING_SECONDS", "30"))

@@ -1,0 +1,32 @@
+"""The list cache: rendered pages of /projects/ and /tasks/, invalidated by version, never stale.
+
+A page's name embeds the current versions of what it shows; a committed write bumps those
+versions (common.cache.invalidation), and the next read builds a new page under a new name
+(common.cache.pages); old pages are never deleted, only left to their TTL. Cached pages are
+answered in front of Django (common.cache.frontend). Redis errors never fail a request: the
+request is served from the database and the cache is skipped for a few seconds
+(common.cache.store); a bump Redis did not take is remembered and retried
+(common.cache.versions).
+"""
+
+from common.cache.invalidation import cache_version_bump, connect_invalidation
+from common.cache.pages import CachedListMixin, cached_page
+from common.cache.store import CacheDown
+from common.cache.store import store as _store
+
+
+def cache_ping() -> None:
+    """Raise when the cache does not answer (for /readyz)."""
+    try:
+        _store().ping()
+    except CacheDown as exc:
+        raise ConnectionError(f"cache: {exc.__cause__ or 'Redis restarted'}") from exc
+
+
+__all__ = [
+    "CachedListMixin",
+    "cache_ping",
+    "cache_version_bump",
+    "cached_page",
+    "connect_invalidation",
+]
