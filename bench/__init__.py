@@ -56,16 +56,3 @@ def print_table(rows: Sequence[Sequence[object]], headers: Sequence[str], title:
     print("-+-".join("-" * width for width in widths))
     for row in cells:
         print(line(row))
-
-
-def table_rows(output: str, headers: tuple[str, ...]) -> list[dict[str, str]]:
-    """The body rows, by header, of the table print_table wrote under exactly these headers."""
-    lines = output.splitlines()
-    title = next(i for i, line in enumerate(lines) if line.split(" | ")[0].strip() == headers[0])
-    rows = []
-    for line in lines[title + 2 :]:
-        if "|" not in line:
-            break
-        cells = [cell.strip() for cell in line.split("|")]
-        rows.append(dict(zip(headers, cells + [""] * (len(headers) - len(cells)), strict=True)))
-    return rows
