@@ -1,6 +1,31 @@
-"""Benchmarks of Taskwire against a reference, run with `python -m bench NAME`."""
+"""Benchmarks of Taskwire beside references: `python -m bench NAME`.
 
-from collections.abc import Sequence
+Each bench NAME.py has `run(...)`, which measures and returns its data (its test checks that),
+and `main(argv)`, which parses options, runs and prints the tables. The shared harness:
+bench._procs (databases, child processes, servers, CPU), bench._wrk (load), and here the tables
+and statistics.
+"""
+
+import statistics
+from collections.abc import Iterable, Sequence
+from math import floor
+
+
+def median(values: Iterable[float]) -> float:
+    return statistics.median(values)
+
+
+def percentile(values: Sequence[float], share: float) -> float:
+    """The `share` quantile, interpolated linearly between the closest ranks."""
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * share
+    low = floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def verdict(met: bool) -> str:
+    return "yes" if met else "NO"
 
 
 def _is_number(text: str) -> bool:
@@ -11,7 +36,7 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def print_table(rows: Sequence[Sequence[object]], headers: Sequence[str]) -> None:
+def print_table(rows: Sequence[Sequence[object]], headers: Sequence[str], title: str = "") -> None:
     """Print rows under headers as an aligned text table: numeric columns right, text left."""
     cells = [[str(cell) for cell in row] for row in rows]
     columns = list(zip(headers, *cells, strict=True))
@@ -25,20 +50,9 @@ def print_table(rows: Sequence[Sequence[object]], headers: Sequence[str]) -> Non
         ]
         return " | ".join(aligned).rstrip()
 
+    if title:
+        print(f"\n{title}")
     print(line(headers))
     print("-+-".join("-" * width for width in widths))
     for row in cells:
         print(line(row))
-
-
-def table_rows(output: str, headers: tuple[str, ...]) -> list[dict[str, str]]:
-    """The body rows, by header, of the table print_table wrote under exactly these headers."""
-    lines = output.splitlines()
-    title = next(i for i, line in enumerate(lines) if line.split(" | ")[0].strip() == headers[0])
-    rows = []
-    for line in lines[title + 2 :]:
-        if "|" not in line:
-            break
-        cells = [cell.strip() for cell in line.split("|")]
-        rows.append(dict(zip(headers, cells + [""] * (len(headers) - len(cells)), strict=True)))
-    return rows

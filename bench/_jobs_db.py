@@ -10,21 +10,18 @@ match. The layout, for N tasks of which D are due (stride = N // D):
            with due dates anywhere from 30 days back to 60 days ahead (the window included).
 """
 
-import os
-import subprocess
+import json
 import sys
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from bench import _list_cache_servers as procs
+from bench import _procs as procs
 
 HOST = procs.HOST
 NOW = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)  # the jobs' fixed "now"
 WINDOW = timedelta(hours=24)  # scheduled.reminders.WINDOW
 USER_PREFIX = "jobs-user-"
-SECRET_KEY = "bench-jobs-only-signing-key-not-a-secret-anywhere-at-all-ever"
-MIGRATE_TIMEOUT_S = 300
 STATEMENT_TIMEOUT_MS = 600_000
 
 # The tasks one reminders run touches, back to their state before it: no reminder rows, and
@@ -47,41 +44,10 @@ def database_url(database: str) -> str:
     return procs.database_url(database)
 
 
-def child_env(database: str, prefix: str) -> dict[str, str]:
-    """The whole environment of a bench child: production settings on the bench database."""
-    return {
-        "PATH": os.environ.get("PATH", os.defpath),
-        "PYTHONPATH": str(procs.REPO),
-        "DJANGO_SETTINGS_MODULE": "common.settings",
-        "DEBUG": "false",
-        "SECRET_KEY": SECRET_KEY,
-        "ALLOWED_HOSTS": HOST,
-        "DATABASE_URL": database_url(database),
-        "REDIS_URL": procs.REDIS_URL,
-        "REDIS_PREFIX": prefix,
-        "LOG_LEVEL": "WARNING",
-    }
-
-
-def migrate(database: str) -> None:
-    """`manage.py migrate` on the bench database, in local mode (nothing else inherited)."""
-    env = {
-        "PATH": os.environ.get("PATH", os.defpath),
-        "PYTHONPATH": str(procs.REPO),
-        "DJANGO_SETTINGS_MODULE": "common.settings",
-        "DEBUG": "true",
-        "DATABASE_URL": database_url(database),
-    }
-    done = subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--verbosity", "0", "--no-input"],
-        cwd=procs.REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=MIGRATE_TIMEOUT_S,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"migrate exited {done.returncode}:\n{done.stderr}")
+def child_json(module: str, options: list[str], env: dict[str, str]) -> dict:
+    """Run `python -m module options` in `env`; its last stdout line, as JSON."""
+    out = procs.run([sys.executable, "-m", module, *options], env)
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def connect(database: str) -> psycopg.Connection:
@@ -205,8 +171,6 @@ def prepare(database: str, tasks: int, projects: int, users: int, due: int) -> d
     """Create and migrate the database, reset it, and reseed it unless the counts already match.
 
     Returns {"reseeded": bool, "seconds": float spent seeding}."""
-    procs.ensure_database(database)
-    migrate(database)
     wanted = {"tasks": tasks, "projects": projects, "users": users, "due": due}
     with connect(database) as connection:
         reset(connection)

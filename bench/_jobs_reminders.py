@@ -99,9 +99,10 @@ def reset() -> None:
 
 def reference_sql() -> str:
     return (
-        "INSERT INTO common_reminder (task_id, due_date, status, claimed_at, sent_at, recipient, "
-        "message_id, error, created_at) "
-        "SELECT id, due_date, 'pending', %s, NULL, '', '', '', now() FROM common_task "
+        "INSERT INTO common_reminder (task_id, due_date, status, claimed_at, claimed_by, "
+        "uncertain_sends, sent_at, recipient, message_id, error, created_at) "
+        "SELECT id, due_date, 'pending', %s, 'reference', 0, NULL, '', '', '', now() "
+        "FROM common_task "
         "WHERE due_date > %s AND due_date <= %s AND reminder_sent_at IS NULL "
         "AND status <> 'completed' ON CONFLICT DO NOTHING RETURNING id"
     )
@@ -125,13 +126,13 @@ def run_claim(now) -> tuple[float, int, Recorder]:
     """scheduled.reminders._claim alone: (ms, reminders claimed, its statements)."""
     from django.db import connection
 
-    from scheduled.reminders import _claim
+    from scheduled.reminders import Claim, _claim
 
     reset()
     recorder = Recorder(keep_params=False)
     with connection.execute_wrapper(recorder):
         started = time.perf_counter()
-        claimed = _claim(now)
+        claimed = _claim(Claim(run_id="bench", at=now))
         elapsed = (time.perf_counter() - started) * 1000
     return elapsed, len(claimed), recorder
 
@@ -170,12 +171,12 @@ def explain_claim(now) -> list[dict]:
     """EXPLAIN (ANALYZE, BUFFERS) of each statement of one _claim, then of the reference."""
     from django.db import connection, transaction
 
-    from scheduled.reminders import WINDOW, _claim
+    from scheduled.reminders import WINDOW, Claim, _claim
 
     reset()
     explainer = Explainer()
     with connection.execute_wrapper(explainer):
-        _claim(now)
+        _claim(Claim(run_id="bench", at=now))
     reset()
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {reference_sql()}", [now, now, now + WINDOW])

@@ -20,18 +20,15 @@ Redis (the job bumps list-cache versions): a prefix of this run's own, deleted a
 """
 
 import argparse
-import os
 import platform
 import statistics
 import sys
 
 from bench import _jobs_db as db
-from bench import _list_cache_servers as procs
-from bench import print_table
+from bench import _procs, print_table
 
-DATABASE = "taskwire_jobsbench"
+DATABASE = "taskwire_bench_jobs"
 GOAL = 2.0  # candidate within 2 x the one claim statement
-CHILD_TIMEOUT_S = 1500
 REMINDER_HEADERS = (
     "measure",
     "candidate ms",
@@ -135,11 +132,13 @@ def print_checks(probe: dict, due: int) -> None:
             print(f"  {error}")
 
 
-def run_reminders(args: argparse.Namespace, env: dict[str, str]) -> bool:
-    """The reminders part: run the child, print its tables; whether its checks all passed."""
+def reminders(args: argparse.Namespace, env: dict[str, str]) -> dict:
     options = ["--due", str(args.due), "--runs", str(args.runs), "--warmup", str(args.warmup)]
     options += ["--goal", str(GOAL), "--explain", args.explain]
-    probe = procs.run_module("bench._jobs_reminders", options, env, CHILD_TIMEOUT_S)
+    return db.child_json("bench._jobs_reminders", options, env)
+
+
+def print_reminders(probe: dict, args: argparse.Namespace) -> None:
     print(
         f"\nreminders: now = {probe['now']}; email: Django's locmem backend "
         f"({probe['email_backend']}, set in the child): SES stubbed by that local in-process "
@@ -158,17 +157,13 @@ def run_reminders(args: argparse.Namespace, env: dict[str, str]) -> bool:
         print_plans(probe["plans"])
     print()
     print_checks(probe, args.due)
-    return not probe["errors"]
 
 
 # -- the run --------------------------------------------------------------------------------------
 
 
-def run_summaries(args: argparse.Namespace, env: dict[str, str]) -> bool:
+def print_summaries(probe: dict, args: argparse.Namespace) -> None:
     """The summaries part: the day's reports for every project beside one GROUP BY query."""
-    probe = procs.run_module(
-        "bench._jobs_summaries", ["--runs", str(args.runs)], env, CHILD_TIMEOUT_S
-    )
     reference = probe["reference_ms"]
     print(
         f"\nsummaries: {probe['projects']} projects, now = {db.NOW.isoformat()}; reference = one "
@@ -191,32 +186,39 @@ def run_summaries(args: argparse.Namespace, env: dict[str, str]) -> bool:
     )
     for error in probe["errors"]:
         print(f"ERROR: {error}")
-    return not probe["errors"]
 
 
-# The parts, in order: each prints its own tables and says whether its checks passed.
-PARTS = (run_reminders, run_summaries)
-
-
-def run(args: argparse.Namespace) -> int:
-    prefix = f"taskwire-jobsbench-{os.getpid()}"
-    env = db.child_env(args.database, prefix)
+def run(args: argparse.Namespace) -> dict:
+    """Seed, then both parts; {"setup", "reminders", "summaries"}, each part's probe."""
+    env = _procs.prepared_env("jobs", args.database)
     setup = db.prepare(args.database, args.tasks, args.projects, args.users, args.due)
-    seeded = f"reseeded in {setup['seconds']:.1f} s" if setup["reseeded"] else "reused"
+    try:
+        runs = ["--runs", str(args.runs)]
+        return {
+            "setup": setup,
+            "reminders": reminders(args, env),
+            "summaries": db.child_json("bench._jobs_summaries", runs, env),
+        }
+    finally:
+        _procs.drop_prefix(env["REDIS_PREFIX"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    result = run(args)
+    seeded = (
+        f"reseeded in {result['setup']['seconds']:.1f} s"
+        if result["setup"]["reseeded"]
+        else "reused"
+    )
     print(
         f"jobs: {args.tasks} tasks in {args.projects} projects, {args.users} users, {args.due} "
         f"due within 24 h; database {args.database} ({seeded}, kept); Python "
-        f"{platform.python_version()}; {os.cpu_count()} CPUs, load average "
-        f"{' '.join(f'{value:.2f}' for value in os.getloadavg())}"
+        f"{platform.python_version()}; {_procs.machine()}"
     )
-    try:
-        passed = [part(args, env) for part in PARTS]
-    finally:
-        client = procs.redis_client()
-        procs.drop_prefix(client, prefix)
-        client.close()
-    print(f"\nRedis prefix {prefix}: deleted")
-    return 0 if all(passed) else 1
+    print_reminders(result["reminders"], args)
+    print_summaries(result["summaries"], args)
+    return 0 if not (result["reminders"]["errors"] or result["summaries"]["errors"]) else 1
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -245,10 +247,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if args.due > args.tasks:
         parser.error("--due cannot exceed --tasks")
     return args
-
-
-def main(argv: list[str] | None = None) -> int:
-    return run(parse_args(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

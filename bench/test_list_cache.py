@@ -1,37 +1,27 @@
-"""Checks that bench.list_cache runs and reports, not how fast anything is.
+"""bench.list_cache runs and measures every candidate; not how fast anything is.
 
-Its servers and probes are subprocesses with an environment of their own, on a bench database
-(taskwire_listbench_tiny: not the suite's, and not the full run's 10,000 tasks, which a tiny
-run would otherwise reseed); the run is a tiny one (300 tasks, 1 s load runs).
+A smoke run on a bench database of its own (taskwire_bench_list_smoke: not the full run's 10,000
+tasks, which a tiny run would reseed): 300 tasks, 1 s load runs.
 """
 
 import pytest
 
-from bench import _list_cache_load, list_cache, table_rows
+from bench import _wrk, list_cache
 
 
-@pytest.mark.skipif(_list_cache_load.wrk_path() is None, reason="needs wrk")
-def test_list_cache_reports_only_hits_for_the_cached_run_and_positive_ratios(
-    capsys: pytest.CaptureFixture,
-) -> None:
-    argv = ["--database", "taskwire_listbench_tiny", "--tasks", "300", "--projects", "3"]
+@pytest.mark.skipif(not _wrk.available(), reason="needs wrk")
+def test_list_cache_serves_only_expected_answers_and_equal_json() -> None:
+    argv = ["--database", "taskwire_bench_list_smoke", "--tasks", "300", "--projects", "3"]
     argv += ["--users", "5", "--duration", "1", "--rounds", "1", "--warmup", "0", "--runs", "2"]
-    argv += ["--connections", "8"]
-    assert list_cache.main(argv) == 0
-    out = capsys.readouterr().out
+    result = list_cache.run(list_cache.parse_args([*argv, "--connections", "8", "--profile"]))
 
-    load = {row["candidate"]: row for row in table_rows(out, list_cache.LOAD_HEADERS)}
-    assert set(load) == {"cached", "bare", "uncached"}
-    for row in load.values():
-        assert int(row["requests"]) > 0
-        assert row["errors"] == row["of which wrong X-Cache"] == "0"
-        assert float(row["req/s"]) > 0
-
-    ratios = table_rows(out, list_cache.RATIO_HEADERS)
-    assert len(ratios) == 4
-    assert all(float(row["value"]) > 0 for row in ratios)
-
-    json_rows = table_rows(out, list_cache.JSON_HEADERS)
-    assert json_rows[0]["tasks"] == "300"
-    assert len(json_rows) == 3
-    assert all(float(row["ratio"]) > 0 for row in json_rows)
+    assert set(result["load"]) == {"cached", "bare", "uncached"}
+    for [run] in result["load"].values():
+        assert run.good > 0 and run.errors == 0
+    assert all(value > 0 for value in list_cache.ratios(result["load"]).values())
+    assert len(result["http_ms"]) == 2
+    probe = result["json"]  # the two documents were checked equal before timing
+    assert probe["tasks"] == 300 and probe["all"]["bytes"] > probe["page"]["bytes"] > 0
+    assert len(probe["all"]["django_ms"]) == len(probe["all"]["postgres_ms"]) == 2
+    assert probe["steps"] and probe["profile"]
+    assert result["problems"] == {"cached": [], "uncached": [], "bare": []}

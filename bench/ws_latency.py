@@ -1,54 +1,26 @@
 """WebSocket fan-out latency: from a write's return to its event at the last of N clients.
 
-Candidate: the realtime service (`realtime.handler:application`) and the tasks function
-(`functions.tasks.handler:application`), one uvicorn process each with uvicorn's defaults, on the
-bench database `taskwire_bench` (created and migrated when needed, kept afterwards with its data)
-and a Redis prefix of this run only. The N clients subscribe to
-/ws/notifications/?token=...&projects=P, P a project made for this run (bench/_ws_setup.py); a
-write is POST /tasks/ in P, and its event is the task.created whose `data.id` is the new task's id.
+Candidate: the realtime service and the tasks function, one uvicorn process each, on the bench
+database taskwire_bench_ws (created, migrated, kept) and a Redis prefix of this run. N clients
+subscribe to a project made for this run (bench._seed.ws_project); a write is POST /tasks/ in it,
+its event the task.created with the new task's id. Reference: the same fan-out through Redis
+pub/sub and a bare `websockets` server (bench/_ws_reference_server.py); a write is a PUBLISH of a
+copy of a real task.created event. Both with the same N and client code (bench/_ws_clients.py),
+taking turns first; warm-up writes are waited for at every client, then each measured write
+waits for its event at all N clients (or its timeout) before the next.
 
-Reference: the same fan-out through Redis pub/sub and a bare `websockets` server
-(bench/_ws_reference_server.py) that subscribes to one channel and broadcasts each message to all
-its clients. A write is a PUBLISH, from this process, of a copy of a real task.created event of
-the candidate (same fields, same size) with its own `seq` and `data.id`.
-
-Both run in the same invocation, with the same N and the same client code (bench/_ws_clients.py):
-N websocket clients in this one process (on uvloop when installed), connected 50 at a time, all
-connected before any write (the realtime service joins the project's group before it completes
-the handshake). Warm-up writes come first and are waited for at every client: a candidate
-connection's first event costs it a database query. Then the measured writes run one after
-another, each waiting for its event at all N clients, or for its timeout, before the next. For
-each N the two systems take turns going first, and each phase waits for the servers to be idle.
-
-Latency of a write = arrival at the last of the N clients - return of the write (HTTP response
-read, or PUBLISH answered). Both are time.perf_counter() stamps: the return's is taken in the
-worker thread that does the write, so the busy event loop of the clients does not delay it; an
-arrival's when that client's reader gets the message. The latency is reported signed. The
-candidate publishes on commit, before Django even sends the response, so at small N the event may
-reach every client before the response reaches the writer: a negative latency says that, and by
-how much. Clamping at 0 would turn those writes into ties and make the p50s at small N meaningless
-to compare. p50 and p99 interpolate linearly between ranks (over 100 writes p99 is near the max).
-
-Lost: deliveries (N per write) not there within --timeout of the write's return; a write with a
-lost delivery has no latency. Out-of-order: an event with a `seq` lower than one the client already
-has; duplicate: an event a client gets twice. Shown as "ooo/dup": out-of-order/duplicate
-deliveries. p99 ratio = candidate p99 / reference p99; it is negative when the candidate's p99
-event arrived before its HTTP response, which counts as within any goal.
-
-Per phase, a line gives the connect time of the N clients, each server's resident memory after
-they connected, and the CPU time per measured write (Linux /proc) of the servers and of this
-process ("bench": the clients and the writes). All the clients share this process, and everything
-shares the machine's cores: at large N the clients' own work (reading N frames a write) is in both
-latencies, which narrows the ratio.
+Latency = arrival at the last client - return of the write, signed (the candidate publishes on
+commit, before the response is sent: negative means every client had it first). Lost: deliveries
+missing after --timeout; ooo/dup: out-of-order/duplicate deliveries. Per phase, a line gives the
+connect time, the servers' memory and the CPU per write of the servers and of this process.
 """
 
 import argparse
 import asyncio
 import json
-import os
 import platform
 import resource
-import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -57,32 +29,17 @@ from argparse import Namespace
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from math import floor
 from pathlib import Path
 from typing import Any
 
 import httpx
 import redis
 
-from bench import print_table
+from bench import _procs, percentile, print_table
+from bench._procs import HOST, REDIS_URL, Server, cpu_seconds, rss_mib, wait_idle
 from bench._ws_clients import Fleet, Outcome, Write, run_writes
-from bench._ws_servers import (
-    HOST,
-    REDIS_URL,
-    Server,
-    cpu_seconds,
-    log_problems,
-    prepare_data,
-    rss_mib,
-    server_env,
-    start_reference,
-    start_uvicorn,
-    stop,
-    wait_healthy,
-    wait_idle,
-    wait_subscribed,
-)
 
+DATABASE = "taskwire_bench_ws"
 CANDIDATE = "candidate"
 REFERENCE = "reference"
 GOAL_CLIENTS = 1000
@@ -134,15 +91,6 @@ class Setup:
 REALTIME_OPTIONS = ("--ws-per-message-deflate", "false")
 
 
-def percentile(values: list[float], share: float) -> float:
-    """The `share` quantile of values, interpolated linearly between the closest ranks."""
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * share
-    low = floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
 def raise_fd_limit(clients: int) -> None:
     """Raise this process's soft limit of open files (inherited by the servers) for N clients."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -152,16 +100,23 @@ def raise_fd_limit(clients: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
 
 
-def start_servers(env: dict[str, str], channel: str, log_dir: Path, servers: list[Server]) -> None:
-    """Start the three servers (appended to `servers` as they start) and wait until ready."""
-    servers.append(
-        start_uvicorn("realtime", "realtime.handler:application", env, log_dir, *REALTIME_OPTIONS)
-    )
-    servers.append(start_uvicorn("tasks", "functions.tasks.handler:application", env, log_dir))
-    servers.append(start_reference(channel, log_dir))
-    wait_healthy(servers[0])
-    wait_healthy(servers[1])
-    wait_subscribed(servers[2], channel)
+def start_servers(started: _procs.Servers, env: dict[str, str], channel: str) -> None:
+    """The realtime service, the tasks function and the reference, each ready."""
+    started.uvicorn("realtime", "realtime.handler:application", env, *REALTIME_OPTIONS)
+    started.uvicorn("tasks", "functions.tasks.handler:application", env)
+    port = _procs.free_port()
+    command = [sys.executable, "-m", "bench._ws_reference_server", str(port), REDIS_URL, channel]
+    plain = {"PATH": env["PATH"], "PYTHONPATH": env["PYTHONPATH"]}
+    reference = started.start("reference", command, plain, port)
+
+    def subscribed() -> bool:
+        with (
+            socket.create_connection((HOST, port), timeout=1),
+            redis.Redis.from_url(REDIS_URL) as r,
+        ):
+            return dict(r.pubsub_numsub(channel)).get(channel.encode(), 0) > 0
+
+    _procs.wait_until(reference, subscribed)
 
 
 class CandidateWrite:
@@ -354,16 +309,6 @@ def goal_line(phases: dict[tuple[int, str], Phase]) -> str:
     return f"{goal}: {verdict} (p99 ratio {ratio_text}, candidate lost {lost})"
 
 
-def print_log_problems(servers: list[Server], kept: bool) -> None:
-    """How many warnings and errors each server logged, and the first few of them."""
-    for server in servers:
-        problems = log_problems(server)
-        where = f" ({server.log_path})" if kept else ""
-        print(f"{server.name} log: {len(problems)} warning/error lines{where}")
-        for line in problems[:LOG_LINES_SHOWN]:
-            print(f"  {line.replace('|', '/')}")
-
-
 def run_async(coroutine: Coroutine[Any, Any, Any]) -> Any:
     """Run on uvloop when installed, like the servers."""
     try:
@@ -401,39 +346,46 @@ def parse_args(argv: list[str]) -> Namespace:
         "--timeout", type=float, default=10, help="seconds before a delivery counts lost (10)"
     )
     parser.add_argument("--log-dir", type=Path, help="keep the server logs here (default: drop)")
+    parser.add_argument("--database", default=DATABASE, help=f"bench database ({DATABASE})")
     args = parser.parse_args(argv)
     if args.writes < 1 or args.warmup < 1 or args.timeout <= 0:
         parser.error("--writes and --warmup must be at least 1, --timeout positive")
     return args
 
 
+def run(args: Namespace) -> dict:
+    """Every phase; {"phases": {(N, system): Phase}, "problems": {server: log lines}}."""
+    raise_fd_limit(max(args.clients))
+    env = _procs.prepared_env("ws", args.database)
+    data = _procs.call("bench._seed:ws_project", env)
+    channel = f"{env['REDIS_PREFIX']}.reference"
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix="bench-ws-") as logs,
+            _procs.servers(args.log_dir or Path(logs)) as started,
+        ):
+            start_servers(started, env, channel)
+            setup = Setup(started.started, data["project"], data["token"], data["event"], channel)
+            phases = run_async(run_all(setup, args))
+            started.stop()
+            problems = started.problems()
+    finally:
+        _procs.drop_prefix(env["REDIS_PREFIX"])
+    return {"phases": phases, "problems": problems}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    raise_fd_limit(max(args.clients))
     print(
         f"ws_latency: {args.writes} measured writes per N after {args.warmup} warm-up; "
-        f"Python {platform.python_version()}; latency = arrival at the last client - return "
-        "of the write, signed; p99 ratio = candidate p99 / reference p99"
+        f"Python {platform.python_version()}; {_procs.machine()}; latency = arrival at the last "
+        "client - return of the write, signed; p99 ratio = candidate p99 / reference p99"
     )
-    prefix = f"taskwire-bench-{os.getpid()}"
-    env = server_env(prefix)
-    data = prepare_data(env)
-    log_dir = args.log_dir or Path(tempfile.mkdtemp(prefix="ws_latency-"))
-    log_dir.mkdir(parents=True, exist_ok=True)
-    servers: list[Server] = []
-    try:
-        channel = f"{prefix}.reference"
-        start_servers(env, channel, log_dir, servers)
-        by_name = {server.name: server for server in servers}
-        setup = Setup(by_name, data["project"], data["token"], data["template"], channel)
-        phases = run_async(run_all(setup, args))
-    finally:
-        stop(servers)
-        print_log_problems(servers, kept=args.log_dir is not None)
-        if args.log_dir is None:
-            shutil.rmtree(log_dir, ignore_errors=True)
-    print_table(table_rows(args.clients, phases), HEADERS)
-    print(goal_line(phases))
+    result = run(args)
+    print_table(table_rows(args.clients, result["phases"]), HEADERS)
+    print(goal_line(result["phases"]))
+    for name, lines in result["problems"].items():
+        print(f"{name} log: {len(lines)} warning/error lines", *lines[:5], sep="\n  ")
     return 0
 
 
