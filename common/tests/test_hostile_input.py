@@ -17,35 +17,21 @@ from common.tests.factories import ProjectFactory, TaskFactory, UserFactory
 
 SURROGATE = '"\\ud800"'  # a lone surrogate, as JSON writes it: valid JSON, no UTF-8 text
 
+TASK_BODY = {
+    "project": "{project}",
+    "title": "T",
+    "description": "d",
+    "status": "pending",
+    "assignee": "alice",
+    "due_date": "2030-01-01T00:00:00Z",
+}
 # Every write that takes a JSON body, with a valid body to spoil one string field at a time.
 WRITES = [
     ("post", "/projects/", {"name": "P", "description": "d"}),
     ("put", "/projects/{project}/", {"name": "P", "description": "d"}),
     ("patch", "/projects/{project}/", {"name": "P", "description": "d"}),
-    (
-        "post",
-        "/tasks/",
-        {
-            "project": "{project}",
-            "title": "T",
-            "description": "d",
-            "status": "pending",
-            "assignee": "alice",
-            "due_date": "2030-01-01T00:00:00Z",
-        },
-    ),
-    (
-        "put",
-        "/tasks/{task}/",
-        {
-            "project": "{project}",
-            "title": "T",
-            "description": "d",
-            "status": "pending",
-            "assignee": "alice",
-            "due_date": "2030-01-01T00:00:00Z",
-        },
-    ),
+    ("post", "/tasks/", TASK_BODY),
+    ("put", "/tasks/{task}/", TASK_BODY),
     ("patch", "/tasks/{task}/", {"title": "T", "status": "pending", "due_date": "2030-01-01"}),
     ("post", "/tasks/{task}/comments/", {"content": "c", "author": "alice"}),
     ("post", "/auth/token/", {"username": "alice", "password": "pass-word-1"}),
