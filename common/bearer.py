@@ -16,3 +16,11 @@ def bearer_token(authorization: str | bytes | None) -> str | None:
     if len(parts) != 2 or parts[0] not in api_settings.AUTH_HEADER_TYPES:
         return None
     return parts[1]
+
+
+def asgi_bearer_token(scope: dict) -> str | None:
+    """The bearer token of an ASGI request's first Authorization header, else None."""
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            return bearer_token(value)
+    return None
