@@ -5,12 +5,18 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt import authentication, serializers
 from rest_framework_simplejwt.exceptions import InvalidToken
 
+from common.bearer import bearer_token
+
 # What a validly signed token with nonsense claims raises (a non-numeric user id, an exp
 # past year 9999) on its way through the ORM or datetime.
 _BAD_CLAIMS = (ValueError, TypeError, OverflowError)
 
 
 class JWTAuthentication(authentication.JWTAuthentication):
+    def get_raw_token(self, header: bytes) -> bytes | None:
+        token = bearer_token(header)  # a malformed header carries no token: 401 as for none
+        return token.encode("latin-1") if token else None
+
     def get_validated_token(self, raw_token: bytes):
         try:
             return super().get_validated_token(raw_token)

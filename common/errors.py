@@ -1,16 +1,10 @@
 """Errors as HTTP: every failure a client can cause answers JSON `{"detail": ...}` with a 4xx."""
 
-from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig
+from django.core.exceptions import ObjectDoesNotExist
 from django.http import HttpRequest, JsonResponse
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
-
-
-class PayloadTooLarge(exceptions.APIException):
-    status_code = 413
-    default_detail = "Request body too large."
-    default_code = "payload_too_large"
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
@@ -19,9 +13,7 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     A row that a write re-reads and finds deleted by a concurrent write answers 404, as it
     would have a moment earlier.
     """
-    if isinstance(exc, RequestDataTooBig):
-        exc = PayloadTooLarge()
-    elif isinstance(exc, ObjectDoesNotExist):
+    if isinstance(exc, ObjectDoesNotExist):
         exc = exceptions.NotFound()
     return drf_exception_handler(exc, context)
 

@@ -1,9 +1,11 @@
-"""Request guards that run around every view: body size, JSON errors, a busy database."""
+"""Request guards that run around every view: JSON errors, a busy database.
+
+The request-size limit is in front of Django, in common.asgi.
+"""
 
 import logging
 from collections.abc import Callable
 
-from django.conf import settings
 from django.db import OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
@@ -13,26 +15,6 @@ logger = logging.getLogger(__name__)
 DATABASE_BUSY_RETRY_AFTER_SECONDS = 2
 # Headers of an error answer that say something to the client and survive its JSON rewrite.
 _KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
-
-
-class BodySizeLimitMiddleware:
-    """Refuses a declared body over DATA_UPLOAD_MAX_MEMORY_SIZE with 413 before it is parsed.
-
-    Under ASGI the function's handler also counts the bytes as they arrive (common.asgi).
-    """
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        try:
-            length = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            return JsonResponse({"detail": "Invalid Content-Length header."}, status=400)
-        if length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
-            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-            return JsonResponse({"detail": f"Request body over {limit} bytes."}, status=413)
-        return self.get_response(request)
 
 
 class JSONErrorMiddleware:

@@ -82,7 +82,6 @@ TEMPLATES = [{"BACKEND": "django.template.backends.django.DjangoTemplates", "APP
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "common.middleware.JSONErrorMiddleware",
-    "common.middleware.BodySizeLimitMiddleware",
     "common.middleware.DatabaseBusyMiddleware",
 ]
 
@@ -134,7 +133,7 @@ TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
 LANGUAGE_CODE = "en-us"
 USE_I18N = False
 
-# Bodies over 1 MiB are refused with 413 before they are parsed (common.middleware).
+# Bodies over 1 MiB are refused with 413 before Django reads them (common.asgi.BodyLimit).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
 # Redis: the channel layer that carries events to /ws/notifications/, and the list cache.

@@ -1,4 +1,7 @@
-"""Routes every function serves besides its own: liveness and readiness."""
+"""Routes every function serves besides its own (liveness, readiness), and the error handlers.
+
+Django reads handler400/404/500 from the root urlconf: every function's urlconf imports these.
+"""
 
 from django.urls import path
 

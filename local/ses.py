@@ -14,6 +14,8 @@ from email.utils import getaddresses, parseaddr, parsedate_to_datetime
 
 from django.conf import settings
 
+from common.timestamps import rfc3339_utc
+
 FAKE_CREDENTIALS = {  # moto accepts anything; these keep boto3 from looking for real ones
     "AWS_ACCESS_KEY_ID": "local",
     "AWS_SECRET_ACCESS_KEY": "local",
@@ -80,7 +82,7 @@ def _sent_at(header: str | None) -> str | None:
     sent_at = parsedate_to_datetime(header)
     if sent_at.tzinfo is None:  # "-0000": UTC, as Django writes it
         sent_at = sent_at.replace(tzinfo=UTC)
-    return sent_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return rfc3339_utc(sent_at)
 
 
 if __name__ == "__main__":  # compose's ses-init step: `python -m local.ses`

@@ -4,6 +4,7 @@ the SES mock's outbox and running a job now."""
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from common.urls import handler400, handler404, handler500  # noqa: F401 (read from the root urlconf)
 from functions.auth.urls import urlpatterns as auth_urls
 from functions.comments.urls import urlpatterns as comments_urls
 from functions.projects.urls import urlpatterns as projects_urls
@@ -32,6 +33,3 @@ urlpatterns = [
     path("local/outbox/", OutboxView.as_view(), name="local-outbox"),
     path("local/jobs/<str:name>/", JobView.as_view(), name="local-job"),
 ]
-
-handler404 = "common.errors.not_found"
-handler500 = "common.errors.server_error"

@@ -15,6 +15,8 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import AccessToken
 
+from common.bearer import asgi_bearer_token
+
 BEARER_SUBPROTOCOL = "bearer"
 
 
@@ -52,12 +54,7 @@ def _raw_token(scope: dict) -> str | None:
     if accepted_subprotocol(scope):
         offered = scope["subprotocols"]
         return next((value for value in offered if value != BEARER_SUBPROTOCOL), None)
-    for name, value in scope.get("headers", []):
-        if name == b"authorization":
-            kind, _, token = value.decode("latin1").partition(" ")
-            if kind in api_settings.AUTH_HEADER_TYPES:
-                return token.strip()
-    return None
+    return asgi_bearer_token(scope)
 
 
 @database_sync_to_async

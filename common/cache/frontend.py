@@ -9,16 +9,14 @@ which deactivating or deleting the user removes. A hit carries the security head
 SecurityMiddleware gives a miss, from the same settings.
 """
 
-import io
+import functools
 
-from django.core.exceptions import DisallowedHost
-from django.core.handlers.asgi import ASGIRequest
-from django.http import HttpResponse
-from django.middleware.security import SecurityMiddleware
+from django.http import QueryDict
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import AccessToken
 
+from common.bearer import asgi_bearer_token
 from common.cache.keys import (
     active_user_name,
     canonical_query,
@@ -29,6 +27,7 @@ from common.cache.keys import (
 )
 from common.cache.pages import unpack_page
 from common.cache.store import CacheDown, RedisStore, cache_skipped, store
+from common.origin import request_origin
 
 
 class CachedListFrontend:
@@ -41,62 +40,59 @@ class CachedListFrontend:
     async def __call__(self, scope, receive, send) -> None:
         resource = self.paths.get(scope.get("path", "")) if scope["type"] == "http" else None
         if resource and scope["method"] == "GET" and not cache_skipped():
-            request = ASGIRequest(scope, io.BytesIO())
-            page = await self._cached_page(request, resource)
+            origin = request_origin(scope)
+            page = await self._cached_page(scope, resource, origin.scheme_host)
             if page is not None:
-                await _send_page(send, page, _security_headers(request))
+                await _send_page(send, page, origin.security_headers)
                 return
         await self.app(scope, receive, send)
 
-    async def _cached_page(self, request: ASGIRequest, resource: str) -> bytes | None:
-        parameters = list_parameters(resource)
+    async def _cached_page(self, scope, resource: str, scheme_host: str | None) -> bytes | None:
+        query = _list_query(resource, scope.get("query_string", b""))
         redis = store()
-        user_id = _token_user_id(request)
-        if parameters is None or user_id is None or not isinstance(redis, RedisStore):
+        user_id = _token_user_id(scope)
+        if query is None or scheme_host is None or user_id is None:
+            return None  # Django answers it (and refuses a host it does not serve)
+        if not isinstance(redis, RedisStore):
             return None
-        names = page_versions(resource, request.GET.get("project"))
+        project, canonical = query
+        names = page_versions(resource, project)
         try:
-            base_url = request.build_absolute_uri(request.path)
             *found, active = await redis.get_many_async(
                 [*map(version_name, names), active_user_name(user_id)]
             )
             if None in found or active is None:  # a version not started, or a user not vouched for
                 return None
             versions = {name: int(raw) for name, raw in zip(names, found, strict=True)}
-            name = page_name(resource, versions, base_url, canonical_query(request.GET, parameters))
+            name = page_name(resource, versions, scheme_host + scope["path"], canonical)
             [raw_page] = await redis.get_many_async([name])
-        except (DisallowedHost, CacheDown):
+        except CacheDown:
             return None  # Django answers it
         return unpack_page(raw_page)
 
 
-def _token_user_id(request: ASGIRequest) -> str | None:
+@functools.lru_cache(maxsize=1024)  # bounded: a client may send any query
+def _list_query(resource: str, query_string: bytes) -> tuple[str | None, str] | None:
+    """`?project=` and the canonical query of a list's query string; None before its view loads."""
+    parameters = list_parameters(resource)
+    if parameters is None:
+        return None
+    query = QueryDict(query_string)
+    return query.get("project"), canonical_query(query, parameters)
+
+
+def _token_user_id(scope) -> str | None:
     """The user id of a valid access token in the request, else None."""
-    kind, _, raw = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
-    if kind != "Bearer" or not raw:
+    raw = asgi_bearer_token(scope)
+    if raw is None:
         return None
     try:
-        return str(AccessToken(raw.strip())[api_settings.USER_ID_CLAIM])
+        return str(AccessToken(raw)[api_settings.USER_ID_CLAIM])
     except (TokenError, KeyError, OverflowError, ValueError, TypeError):
         return None
 
 
-def _security_headers(request: ASGIRequest) -> list[tuple[bytes, bytes]]:
-    # Django's own middleware decides them (HSTS only on a secure request, as is_secure() and
-    # SECURE_PROXY_SSL_HEADER say), read from the settings as they are now.
-    response = SecurityMiddleware(_no_view).process_response(request, HttpResponse())
-    return [
-        (name.lower().encode("latin-1"), value.encode("latin-1"))
-        for name, value in response.items()
-        if name.lower() != "content-type"
-    ]
-
-
-def _no_view(request):
-    raise AssertionError("the middleware is only asked for its headers")
-
-
-async def _send_page(send, page: bytes, security_headers: list[tuple[bytes, bytes]]) -> None:
+async def _send_page(send, page: bytes, security_headers) -> None:
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(page)).encode()),

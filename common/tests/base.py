@@ -1,11 +1,12 @@
 """The base of every endpoint test: an authenticated client and the helpers to read answers."""
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from rest_framework.test import APITestCase
 from rest_framework_simplejwt.tokens import AccessToken
 
 from common.tests.factories import UserFactory
+from common.timestamps import rfc3339_utc
 
 # A Redis cache nobody answers: for tests of an outage.
 CLOSED_CACHE = {
@@ -21,7 +22,7 @@ def iso(value: datetime | None) -> str | None:
     """A timestamp as the API writes it: UTC, RFC 3339, `Z`."""
     if value is None:
         return None
-    return value.astimezone(UTC).isoformat().removesuffix("+00:00") + "Z"
+    return rfc3339_utc(value)
 
 
 class APITest(APITestCase):

@@ -90,6 +90,12 @@ class SignedNonsenseTests(APITest):
 
 def _asgi_post(app, chunks: list[bytes], token: str) -> tuple[int, dict]:
     """POST /projects/ as a chunked body: no Content-Length, the body in several messages."""
+    status, body, _, _ = _asgi_call(app, chunks, token)
+    return status, body
+
+
+def _asgi_call(app, chunks: list[bytes], token: str, headers=()) -> tuple[int, dict, dict, int]:
+    """POST /projects/ in body messages: status, body, headers, messages left unread."""
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -104,6 +110,7 @@ def _asgi_post(app, chunks: list[bytes], token: str) -> tuple[int, dict]:
             (b"host", b"testserver"),
             (b"content-type", b"application/json"),
             (b"authorization", f"Bearer {token}".encode()),
+            *headers,
         ],
         "client": ("127.0.0.1", 1),
         "server": ("testserver", 80),
@@ -122,7 +129,7 @@ def _asgi_post(app, chunks: list[bytes], token: str) -> tuple[int, dict]:
 
     async_to_sync(app)(scope, receive, send)
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    return sent[0]["status"], json.loads(body)
+    return sent[0]["status"], json.loads(body), dict(sent[0]["headers"]), len(messages)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -147,3 +154,31 @@ def test_a_chunked_body_over_the_limit_is_a_413(django_user_model):
     status, body = _asgi_post(app, [b'{"name": "' + b"x" * 600_000, b"x" * 600_000 + b'"}'], token)
 
     assert (status, body) == (413, {"detail": "Request body over 1048576 bytes."})
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_declared_body_over_the_limit_is_a_413_before_any_of_it_is_read(django_user_model):
+    from common.asgi import function_application
+
+    app = function_application("functions.projects.urls")
+    token = str(AccessToken.for_user(django_user_model.objects.create_user(username="c")))
+    declared = [(b"content-length", b"%d" % (1024 * 1024 + 1))]
+
+    status, body, headers, unread = _asgi_call(app, [b"x" * 1024], token, declared)
+
+    assert (status, body) == (413, {"detail": "Request body over 1048576 bytes."})
+    assert unread == 2  # neither the chunk nor the end of the body was asked for
+    assert headers[b"x-content-type-options"] == b"nosniff"
+    assert headers[b"referrer-policy"] == b"same-origin"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_content_length_that_is_not_a_length_is_a_400(django_user_model):
+    from common.asgi import function_application
+
+    app = function_application("functions.projects.urls")
+    token = str(AccessToken.for_user(django_user_model.objects.create_user(username="c")))
+
+    status, body, _, _ = _asgi_call(app, [b"{}"], token, [(b"content-length", b"-1")])
+
+    assert (status, body) == (400, {"detail": "Invalid Content-Length header."})

@@ -1,4 +1,4 @@
-"""Reads: the PostgreSQL-built task JSON is exactly what TaskSerializer writes."""
+"""Reads: the task JSON of a list page, from `.values_list()`, is what TaskSerializer writes."""
 
 import json
 from datetime import UTC, datetime, timedelta

@@ -1,5 +1,6 @@
 from django.urls import include, path
 
+from common.urls import handler400, handler404, handler500  # noqa: F401 (read from the root urlconf)
 from functions.tasks import views
 
 urlpatterns = [
@@ -7,7 +8,3 @@ urlpatterns = [
     path("tasks/<int:pk>/", views.TaskDetail.as_view(), name="task-detail"),
     path("", include("common.urls")),
 ]
-
-handler400 = "common.errors.bad_request"
-handler404 = "common.errors.not_found"
-handler500 = "common.errors.server_error"

@@ -20,10 +20,7 @@ class TaskList(CachedListMixin, generics.ListCreateAPIView):
 
     def render_list(self, request) -> bytes:
         rows = self.paginator.page_rows(self.filter_queryset(self.get_queryset()), request)
-        results = selectors.task_rows_json(rows)
-        if results is None:  # not PostgreSQL: the serializer renders it
-            return super().render_list(request)
-        return self.paginator.render_page(results)
+        return self.paginator.render_page(selectors.task_rows_json(rows))
 
     def perform_create(self, serializer):
         serializer.instance = services.task_create(

@@ -19,6 +19,13 @@ from common.tests.factories import (
 urls = override_settings(ROOT_URLCONF="functions.projects.urls")
 
 
+class LambdaContext:
+    """The little of a Lambda context that Mangum reads."""
+
+    function_name = "taskwire-test"
+    aws_request_id = "req-1"
+
+
 def project_body(project: Project) -> dict:
     return {
         "id": project.id,
@@ -111,12 +118,21 @@ class ProjectCreateTests(APITest):
         self.assertFalse(Project.objects.exists())
 
     def test_a_body_over_one_mebibyte_is_refused_with_413(self):
-        body = json.dumps({"name": "Apollo", "description": "x" * (1024 * 1024)})
+        # The limit is in front of Django (common.asgi), so this goes through the function's
+        # application as AWS Lambda calls it, not through the test client.
+        from functions.projects.handler import handler
+        from functions.tests.events import http_api_v2
 
-        response = self.client.post("/projects/", data=body, content_type="application/json")
+        body = {"name": "Apollo", "description": "x" * (1024 * 1024)}
+        bearer = {"authorization": f"Bearer {AccessToken.for_user(self.user)}"}
 
-        self.assertEqual(response.status_code, 413)
-        self.assertEqual(response.json(), {"detail": "Request body over 1048576 bytes."})
+        answer = handler(
+            http_api_v2("POST", "/projects/", headers=bearer, body=body), LambdaContext()
+        )
+
+        self.assertEqual(answer["statusCode"], 413)
+        self.assertEqual(json.loads(answer["body"]), {"detail": "Request body over 1048576 bytes."})
+        self.assertEqual(answer["headers"]["x-content-type-options"], "nosniff")
         self.assertFalse(Project.objects.exists())
 
 
