@@ -15,7 +15,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
-from botocore.config import Config as BotocoreConfig
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -186,7 +185,7 @@ SES_ENDPOINT_URL = os.environ.get("SES_ENDPOINT_URL", "")
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "")
 if not EMAIL_BACKEND:
     if SES_ENDPOINT_URL or not LOCAL_MODE:
-        EMAIL_BACKEND = "django_ses.SESBackend"
+        EMAIL_BACKEND = "scheduled.email.SESBackend"
     else:
         EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 AWS_SES_REGION_NAME = os.environ.get("AWS_REGION", "us-east-1")
@@ -195,13 +194,11 @@ if SES_ENDPOINT_URL:
     AWS_SES_REGION_ENDPOINT_URL = SES_ENDPOINT_URL
 if SES_ENDPOINT_URL or LOCAL_MODE:
     AWS_SES_AUTO_THROTTLE = None  # moto has no send quota to pace against
-# botocore retries nothing: scheduled.email owns retries, and botocore's resend after a read
-# timeout is a second email. Explicit timeouts, so an SES that never answers cannot hold a job.
-AWS_SES_CONFIG = BotocoreConfig(
-    connect_timeout=float(os.environ.get("SES_CONNECT_TIMEOUT", "5")),
-    read_timeout=float(os.environ.get("SES_READ_TIMEOUT", "15")),
-    retries={"mode": "standard", "total_max_attempts": 1},
-)
+# Explicit timeouts, so an SES that never answers cannot hold a job; scheduled.email.SESBackend
+# gives them to botocore with its retries off (botocore's resend after a read timeout is a
+# second email). Kept as numbers here: importing botocore would cost every function's start.
+SES_CONNECT_TIMEOUT = float(os.environ.get("SES_CONNECT_TIMEOUT", "5"))
+SES_READ_TIMEOUT = float(os.environ.get("SES_READ_TIMEOUT", "15"))
 
 # Celery: the jobs (scheduled/). JSON only, acknowledged after the job ran (jobs are
 # idempotent), one message at a time per worker, bounded run time, no result backend.

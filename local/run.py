@@ -92,7 +92,7 @@ def main() -> None:
     for name, value in ses.FAKE_CREDENTIALS.items():  # moto, in-process or a server, takes these
         os.environ.setdefault(name, value)
     if not os.environ.get("SES_ENDPOINT_URL"):
-        os.environ.setdefault("EMAIL_BACKEND", "django_ses.SESBackend")
+        os.environ.setdefault("EMAIL_BACKEND", "scheduled.email.SESBackend")
         ses.start_in_process()
     django.setup()
     from django.conf import settings

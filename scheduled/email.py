@@ -2,7 +2,7 @@
 
 Transient SES errors (throttling, 5xx, no connection) are retried here with exponential backoff
 and full jitter: each of them means SES did not take the message. botocore retries nothing
-itself (AWS_SES_CONFIG), so no send is repeated behind this module's back. A send whose outcome
+itself (SESBackend below), so no send is repeated behind this module's back. A send whose outcome
 is unknown (a read timeout, a connection closed mid-answer) is not retried here: it is raised as
 EmailUncertain, for the caller, who knows how often it has happened, to decide. A message that
 cannot be built (a malformed address) or that SES refuses for good is raised as EmailRejected.
@@ -12,6 +12,8 @@ import logging
 import random
 import time
 
+import django_ses
+from botocore.config import Config
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from django.conf import settings
@@ -30,6 +32,25 @@ _TRANSIENT_CODES = {
     "InternalFailure",
     "RequestTimeout",
 }
+
+
+class SESBackend(django_ses.SESBackend):
+    """django-ses (EMAIL_BACKEND), its botocore client with explicit timeouts and no retries.
+
+    botocore's retry modes also retry a read timeout, which for a send is a second email: this
+    module retries only what SES cannot have taken.
+    """
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault(
+            "aws_config",
+            Config(
+                connect_timeout=settings.SES_CONNECT_TIMEOUT,
+                read_timeout=settings.SES_READ_TIMEOUT,
+                retries={"mode": "standard", "total_max_attempts": 1},
+            ),
+        )
+        super().__init__(**kwargs)
 
 
 class EmailRejected(Exception):

@@ -114,3 +114,21 @@ def test_tokens_are_issued_through_the_auth_handler():
     )
 
     assert status == 200 and set(body) == {"access", "refresh"}
+
+
+@pytest.mark.parametrize("function", ["projects", "tasks", "comments", "auth"])
+def test_a_function_starts_without_the_email_or_job_libraries(function):
+    """What a function imports at start counts against every cold start (bench cold_start)."""
+    import os
+    import subprocess
+    import sys
+
+    heavy = ("botocore", "boto3", "celery", "django_ses")
+    probe = (
+        f"import functions.{function}.handler, sys; "
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], env=os.environ, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"

@@ -16,7 +16,7 @@ from local.tests.ses_server import running_moto_server
 from scheduled.email import send_email
 
 
-@override_settings(ROOT_URLCONF="local.urls", EMAIL_BACKEND="django_ses.SESBackend")
+@override_settings(ROOT_URLCONF="local.urls", EMAIL_BACKEND="scheduled.email.SESBackend")
 class LocalEndpointsTests(APITestCase):
     def setUp(self):
         mock = mock_aws()
@@ -118,7 +118,7 @@ class MotoServerOutboxTests(APITestCase):
         endpoint = self.enterContext(running_moto_server())
         overrides = override_settings(
             ROOT_URLCONF="local.urls",
-            EMAIL_BACKEND="django_ses.SESBackend",
+            EMAIL_BACKEND="scheduled.email.SESBackend",
             SES_ENDPOINT_URL=endpoint,
             AWS_SES_REGION_ENDPOINT_URL=endpoint,
         )

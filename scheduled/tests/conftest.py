@@ -30,7 +30,7 @@ class Outbox:
 
 @pytest.fixture
 def ses(settings):
-    settings.EMAIL_BACKEND = "django_ses.SESBackend"  # the test runner swaps in locmem
+    settings.EMAIL_BACKEND = "scheduled.email.SESBackend"  # the test runner swaps in locmem
     with mock_aws():
         client = boto3.client("ses", region_name=settings.AWS_SES_REGION_NAME)
         client.verify_email_identity(EmailAddress=parseaddr(settings.DEFAULT_FROM_EMAIL)[1])

@@ -3,7 +3,6 @@
 from datetime import timedelta
 
 import pytest
-from botocore.config import Config
 from django.utils import timezone
 
 from common.models import Reminder, SummaryReport
@@ -19,13 +18,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def silent_ses(settings):
     server = SilentServer(marker=b"Action=SendRawEmail")
-    settings.EMAIL_BACKEND = "django_ses.SESBackend"
+    settings.EMAIL_BACKEND = "scheduled.email.SESBackend"
     settings.AWS_SES_REGION_ENDPOINT_URL = server.url
     settings.AWS_SES_AUTO_THROTTLE = None
     # The deployed configuration (no botocore retries), with timeouts short enough for a test.
-    settings.AWS_SES_CONFIG = settings.AWS_SES_CONFIG.merge(
-        Config(connect_timeout=1, read_timeout=0.3)
-    )
+    settings.SES_CONNECT_TIMEOUT, settings.SES_READ_TIMEOUT = 1, 0.3
     yield server
     server.close()
 
