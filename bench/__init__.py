@@ -2,13 +2,17 @@
 
 Each bench NAME.py has `run(...)`, which measures and returns its data (its test checks that),
 and `main(argv)`, which parses options, runs and prints the tables. The shared harness:
-bench._procs (databases, child processes, servers, CPU), bench._wrk (load), and here the tables
-and statistics.
+bench._procs (databases, child processes, servers, CPU), bench._wrk (load), bench._child (the
+Django side: statements, profiles) and here timing, turns, statistics and tables.
 """
 
 import statistics
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from math import floor
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def median(values: Iterable[float]) -> float:
@@ -22,6 +26,27 @@ def percentile(values: Sequence[float], share: float) -> float:
     low = floor(position)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def timed(function: Callable[..., T], *args: Any) -> tuple[float, T]:
+    """(wall ms, result) of one call."""
+    started = time.perf_counter()
+    result = function(*args)
+    return (time.perf_counter() - started) * 1000, result
+
+
+def taking_turns(
+    measures: dict[str, Callable[[], T]], rounds: int, start: int = 0
+) -> dict[str, list[T]]:
+    """`rounds` samples of each measure, the order rotating by one every round (from `start`),
+    so that a drift of the machine hits every candidate alike."""
+    names = list(measures)
+    samples: dict[str, list[T]] = {name: [] for name in names}
+    for round_ in range(start, start + rounds):
+        shift = round_ % len(names)
+        for name in names[shift:] + names[:shift]:
+            samples[name].append(measures[name]())
+    return samples
 
 
 def verdict(met: bool) -> str:
@@ -56,3 +81,9 @@ def print_table(rows: Sequence[Sequence[object]], headers: Sequence[str], title:
     print("-+-".join("-" * width for width in widths))
     for row in cells:
         print(line(row))
+
+
+def print_problems(problems: dict[str, list[str]]) -> None:
+    """The warning and error lines of each server's log, the first five of each."""
+    for name, lines in problems.items():
+        print(f"{name} log: {len(lines)} warning/error lines", *lines[:5], sep="\n  ")

@@ -8,17 +8,16 @@ equal (as parsed JSON) first. Sizes: `all` tasks, and `page` (the first 200 by i
 count). With `breakdown`, the serializer path is also timed step by step, and profiled.
 """
 
-import cProfile
 import json
-import pstats
-import time
+from functools import partial
 
 import psycopg
 from django.contrib.auth import get_user_model
 from django.db import connection
 from rest_framework.renderers import JSONRenderer
 
-from bench import median
+from bench import median, taking_turns, timed
+from bench._child import profiled
 from common import selectors
 from common.models import Task
 from common.serializers import TaskSerializer
@@ -70,21 +69,16 @@ def django_json(size: str) -> bytes:
 
 
 def _ms(build, *args) -> float:
-    started = time.perf_counter()
-    build(*args)
-    return (time.perf_counter() - started) * 1000
+    return timed(build, *args)[0]
 
 
 def _measure(size: str, runs: int) -> dict:
     ours = django_json(size)
     if json.loads(ours) != json.loads(postgres_json(size)):
         raise AssertionError(f"Django and PostgreSQL JSON differ ({size})")
-    samples: dict[str, list[float]] = {"django_ms": [], "postgres_ms": []}
-    for run in range(runs):
-        order = [("django_ms", django_json), ("postgres_ms", postgres_json)]
-        for name, build in order if run % 2 == 0 else reversed(order):
-            samples[name].append(_ms(build, size))
-    return {"bytes": len(ours), **samples}
+    builds = {"django_ms": django_json, "postgres_ms": postgres_json}
+    measures = {name: partial(_ms, build, size) for name, build in builds.items()}
+    return {"bytes": len(ours), **taking_turns(measures, runs)}
 
 
 def _steps(runs: int) -> dict[str, float]:
@@ -99,12 +93,10 @@ def _steps(runs: int) -> dict[str, float]:
                 _ms(lambda: cursor.execute(sql, params).fetchall())
             )
         samples.setdefault("plain", []).append(_ms(lambda: plain.execute(sql, params).fetchall()))
-        started = time.perf_counter()
-        tasks = list(selectors.task_list())
-        samples.setdefault("orm", []).append((time.perf_counter() - started) * 1000)
-        started = time.perf_counter()
-        data = TaskSerializer(tasks, many=True).data
-        samples.setdefault("data", []).append((time.perf_counter() - started) * 1000)
+        ms, tasks = timed(lambda: list(selectors.task_list()))
+        samples.setdefault("orm", []).append(ms)
+        ms, data = timed(lambda rows: TaskSerializer(rows, many=True).data, tasks)
+        samples.setdefault("data", []).append(ms)
         samples.setdefault("render", []).append(_ms(JSONRenderer().render, data))
     plain.close()
     m = {name: median(values) for name, values in samples.items()}
@@ -119,14 +111,7 @@ def _steps(runs: int) -> dict[str, float]:
 
 def _profile(top: int) -> list[list]:
     """One candidate run over all tasks under cProfile: top functions by own time."""
-    profiler = cProfile.Profile()
-    profiler.runcall(django_json, "all")
-    stats = pstats.Stats(profiler).stats
-    rows = [
-        [f"{k[0].split('site-packages/')[-1]}:{k[1]}({k[2]})", v[1], v[2] * 1e3, v[3] * 1e3]
-        for k, v in stats.items()
-    ]
-    return sorted(rows, key=lambda row: row[2], reverse=True)[:top]
+    return [list(row) for row in profiled(partial(django_json, "all"))[:top]]
 
 
 def measure(runs: int, breakdown: bool) -> dict:

@@ -11,6 +11,7 @@ import re
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -85,20 +86,44 @@ def prepared_env(bench: str, database: str, **extra: str) -> dict[str, str]:
     return env
 
 
-def run(command: list[str], env: dict[str, str], timeout: float = CHILD_TIMEOUT_S) -> str:
-    """Run a command in the checkout to its end; its stdout. Raises when it fails."""
+def run(
+    command: list[str], env: dict[str, str], timeout: float = CHILD_TIMEOUT_S
+) -> subprocess.CompletedProcess[str]:
+    """Run a command in the checkout to its end, its output captured. Raises when it fails."""
     done = subprocess.run(
         command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
     )
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} exited {done.returncode}:\n{done.stderr}")
-    return done.stdout
+    return done
 
 
 def call(target: str, env: dict[str, str], **kwargs: Any) -> Any:
     """`module:function(**kwargs)` in a Django child process (bench._child); its JSON result."""
-    out = run([sys.executable, "-m", "bench._child", target, json.dumps(kwargs)], env)
+    out = run([sys.executable, "-m", "bench._child", target, json.dumps(kwargs)], env).stdout
     return json.loads(out.strip().splitlines()[-1])
+
+
+@dataclass
+class Session:
+    env: dict[str, str]
+    servers: "Servers"
+
+
+@contextmanager
+def session(bench: str, database: str, log_dir: Path | None = None) -> Iterator[Session]:
+    """A bench's environment on its migrated database and its servers (logging to log_dir, or
+    to a directory dropped afterwards); at the end the servers stop, their log problems stay
+    in servers.found, and the run's Redis keys are deleted."""
+    env = prepared_env(bench, database)
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix=f"bench-{bench}-") as logs,
+            servers(log_dir or Path(logs)) as started,
+        ):
+            yield Session(env, started)
+    finally:
+        drop_prefix(env["REDIS_PREFIX"])
 
 
 def free_port() -> int:
@@ -135,6 +160,7 @@ class Servers:
 
     log_dir: Path
     started: dict[str, Server] = field(default_factory=dict)
+    found: dict[str, list[str]] = field(default_factory=dict)  # problems(), read by stop()
 
     def start(self, name: str, command: list[str], env: dict[str, str], port: int) -> Server:
         log_path = self.log_dir / f"{name}.log"
@@ -164,6 +190,7 @@ class Servers:
                 server.process.kill()
                 server.process.wait(timeout=STOP_TIMEOUT_S)
             server.log.close()
+        self.found = self.problems()
 
     def problems(self) -> dict[str, list[str]]:
         return {name: server.problems() for name, server in self.started.items()}

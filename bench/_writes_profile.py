@@ -5,18 +5,16 @@ CPU time per request of the candidate's urlconf and the reference's (profiler of
 candidate's requests under cProfile, its top functions by cumulative time.
 """
 
-import cProfile
 import json
-import pstats
 import time
-from pathlib import Path
+from functools import partial
 
 from django.test import Client, override_settings
 
+from bench._child import profiled
 from bench.writes import BODIES
 
 URLCONFS = {"candidate": "functions.tasks.urls", "reference": "bench._writes_reference"}
-REPO = Path(__file__).resolve().parent.parent
 TOP = 12
 
 
@@ -39,33 +37,20 @@ def _cpu_ms(client: Client, method: str, pairs: list, count: int, urlconf: str) 
         return (time.process_time() - started) * 1000 / count
 
 
-def _short(key: tuple[str, int, str]) -> str:
-    path, line, function = key
-    for marker in ("site-packages/", "/python3.11/", f"{REPO}/"):
-        path = path.split(marker, 1)[-1]
-    return f"{path}:{line}({function})" if line else function
-
-
 def _top(client: Client, method: str, pairs: list, count: int) -> dict[str, list[list[str]]]:
-    """Under cProfile (CPU time): the top functions by own time, and the project's own by
-    cumulative time."""
-    profiler = cProfile.Profile(time.process_time)
+    """Under cProfile (CPU time), per request: the top functions by own time, and the project's
+    own by cumulative time."""
     with override_settings(ROOT_URLCONF=URLCONFS["candidate"]):
-        profiler.runcall(_requests, client, method, pairs, count, "profiled")
-    stats = pstats.Stats(profiler).stats  # key -> (primitive calls, calls, own s, cum s, ...)
-    rows = [
-        (_short(key), calls / count, own * 1e3 / count, cum * 1e3 / count)
-        for key, (_, calls, own, cum, _) in stats.items()
-    ]
+        requests = partial(_requests, client, method, pairs, count, "profiled")
+        rows = profiled(requests, time.process_time)
     ours = [row for row in rows if row[0].startswith(("common/", "functions/"))]
-    return {
-        "own": _format(sorted(rows, key=lambda row: row[2], reverse=True)[:TOP]),
-        "ours": _format(sorted(ours, key=lambda row: row[3], reverse=True)[:TOP]),
-    }
+    ours = sorted(ours, key=lambda row: row[3], reverse=True)
+    return {"own": _format(rows[:TOP], count), "ours": _format(ours[:TOP], count)}
 
 
-def _format(rows: list[tuple[str, float, float, float]]) -> list[list[str]]:
-    return [[name, f"{calls:g}", f"{own:.2f}", f"{cum:.2f}"] for name, calls, own, cum in rows]
+def _format(rows: list[tuple[str, int, float, float]], count: int) -> list[list[str]]:
+    per_request = [(name, n / count, own / count, cum / count) for name, n, own, cum in rows]
+    return [[name, f"{n:g}", f"{own:.2f}", f"{cum:.2f}"] for name, n, own, cum in per_request]
 
 
 def profile(token: str, pairs: list, requests: int, methods: list[str]) -> dict:

@@ -19,16 +19,15 @@ kept, reseeded when the counts differ); Redis: this run's own prefix, deleted at
 import argparse
 import platform
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from functools import partial
 
 import httpx
 import redis
 import uvicorn
 
-from bench import _procs, _wrk, median, print_table, verdict
+from bench import _procs, _wrk, median, print_problems, print_table, taking_turns, verdict
 
 DATABASE = "taskwire_bench_list"
 LIST_PATH = "/tasks/?page_size=50"
@@ -80,7 +79,6 @@ def start_servers(started: _procs.Servers, env: dict, seed: dict) -> dict[str, _
 
 def load(servers: dict, token: str, args: argparse.Namespace) -> dict[str, list[_wrk.LoadResult]]:
     """A warm-up run of each (uncounted), then `rounds` runs each, the order rotating."""
-    names = list(CANDIDATES)
 
     def once(name: str, seconds: int) -> _wrk.LoadResult:
         server, cache, lua = CANDIDATES[name]
@@ -90,13 +88,10 @@ def load(servers: dict, token: str, args: argparse.Namespace) -> dict[str, list[
             cache=cache, request_lua=lua,
         )  # fmt: skip
 
-    for name in names if args.warmup else []:
+    for name in CANDIDATES if args.warmup else []:
         once(name, args.warmup)
-    results: dict[str, list[_wrk.LoadResult]] = {name: [] for name in names}
-    for round_ in range(args.rounds):
-        for name in names[round_ % 3 :] + names[: round_ % 3]:
-            results[name].append(once(name, args.duration))
-    return results
+    measures = {name: partial(once, name, args.duration) for name in CANDIDATES}
+    return taking_turns(measures, args.rounds)
 
 
 def _unique_moment_in_1970(number: int) -> str:
@@ -120,38 +115,22 @@ def sequential_ms(url: str, token: str, runs: int) -> list[float]:
 
 def run(args: argparse.Namespace) -> dict:
     """Both parts; {"load", "http_ms", "json", "problems", "reseeded"}."""
-    env = _procs.prepared_env("list", args.database)
-    counts = {"tasks": args.tasks, "projects": args.projects, "users": args.users}
-    seed = _procs.call("bench._seed:tasks", env, **counts)
-    try:
-        with (
-            tempfile.TemporaryDirectory(prefix="bench-list-") as logs,
-            _procs.servers(Path(logs)) as started,
-        ):
-            servers = start_servers(started, env, seed)
-            results = load(servers, seed["token"], args)
-            http_ms = sequential_ms(
-                f"{servers['uncached'].url}{PAGE_200_PATH}", seed["token"], args.runs
-            )
-            started.stop()
-            problems = started.problems()
+    with _procs.session("list", args.database) as session:
+        counts = {"tasks": args.tasks, "projects": args.projects, "users": args.users}
+        seed = _procs.call("bench._seed:tasks", session.env, **counts)
+        servers = start_servers(session.servers, session.env, seed)
+        results = load(servers, seed["token"], args)
+        page_url = f"{servers['uncached'].url}{PAGE_200_PATH}"
+        http_ms = sequential_ms(page_url, seed["token"], args.runs)
+        session.servers.stop()
         json_call = "bench._list_cache_json:measure"
-        probe = _procs.call(json_call, env, runs=args.runs, breakdown=args.profile)
+        probe = _procs.call(json_call, session.env, runs=args.runs, breakdown=args.profile)
         every = probe["all"]
-        if (
-            median(every["django_ms"]) > JSON_GOAL * median(every["postgres_ms"])
-            and not args.profile
-        ):
-            probe = _procs.call(json_call, env, runs=args.runs, breakdown=True)  # why it missed
-    finally:
-        _procs.drop_prefix(env["REDIS_PREFIX"])
-    return {
-        "load": results,
-        "http_ms": http_ms,
-        "json": probe,
-        "problems": problems,
-        "reseeded": seed["reseeded"],
-    }
+        missed = median(every["django_ms"]) > JSON_GOAL * median(every["postgres_ms"])
+        if missed and not args.profile:  # the same again, with the breakdown of why
+            probe = _procs.call(json_call, session.env, runs=args.runs, breakdown=True)
+    return {"load": results, "http_ms": http_ms, "json": probe,
+            "problems": session.servers.found, "reseeded": seed["reseeded"]}  # fmt: skip
 
 
 def ratios(results: dict[str, list[_wrk.LoadResult]]) -> dict[str, float]:
@@ -169,15 +148,9 @@ def report(result: dict, args: argparse.Namespace) -> None:
     rows = []
     for name, runs in result["load"].items():
         medians = [median(getattr(r, key) for r in runs) for key in ("rps", "p50_ms", "p99_ms")]
+        medians.append(max(r.max_ms for r in runs))
         counts = [sum(r.requests for r in runs), sum(r.errors for r in runs)]
-        rows.append(
-            [
-                name,
-                *(f"{value:.1f}" for value in medians),
-                f"{max(r.max_ms for r in runs):.1f}",
-                *counts,
-            ]
-        )
+        rows.append([name, *(f"{value:.1f}" for value in medians), *counts])
     print_table(rows, LOAD_HEADERS, f"load: medians of {args.rounds} round(s)")
     goal = ratios(result["load"])
     rows = [[name, f"{value:.2f}"] for name, value in goal.items()]
@@ -193,31 +166,21 @@ def report(result: dict, args: argparse.Namespace) -> None:
         theirs = probe[size]["postgres_ms"]
         ratio = median(ours) / median(theirs)
         goal_text = f"<= {JSON_GOAL}: {verdict(ratio <= JSON_GOAL)}" if not rows else ""
-        rows.append(
-            [
-                name,
-                tasks,
-                f"{probe[size]['bytes'] / 1024:.0f}",
-                f"{median(ours):.1f}",
-                f"{median(theirs):.1f}",
-                f"{ratio:.2f}",
-                goal_text,
-            ]
-        )
+        values = [f"{probe[size]['bytes'] / 1024:.0f}", f"{median(ours):.1f}"]
+        values += [f"{median(theirs):.1f}", f"{ratio:.2f}", goal_text]
+        rows.append([name, tasks, *values])
     print_table(rows, JSON_HEADERS, f"JSON of the task list, medians of {args.runs}")
+    print_breakdown(probe)
+    print_problems(result["problems"])
+
+
+def print_breakdown(probe: dict) -> None:
     if "steps" in probe:
         rows = [[name, f"{ms:.1f}"] for name, ms in probe["steps"].items()]
         print_table(rows, ("serializer path over all tasks, step", "median ms"), "")
-        rows = [
-            [name, calls, f"{own:.1f}", f"{cum:.1f}"] for name, calls, own, cum in probe["profile"]
-        ]
-        print_table(
-            rows,
-            ("function", "calls", "own ms", "cumulative ms"),
-            "cProfile of one candidate run over all tasks",
-        )
-    for name, lines in result["problems"].items():
-        print(f"{name} log: {len(lines)} warning/error lines", *lines[:5], sep="\n  ")
+        rows = [[name, n, f"{own:.1f}", f"{cum:.1f}"] for name, n, own, cum in probe["profile"]]
+        title = "cProfile of one candidate run over all tasks"
+        print_table(rows, ("function", "calls", "own ms", "cumulative ms"), title)
 
 
 def main(argv: list[str] | None = None) -> int:

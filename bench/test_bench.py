@@ -25,12 +25,13 @@ def test_dispatcher_lists_benchmarks_on_a_missing_or_unknown_name(
 
 
 def test_cold_start_times_every_phase_of_every_function_and_the_reference() -> None:
-    samples = cold_start.collect(repeat=1, warmup=0)
-    assert set(samples) == set(cold_start.FUNCTIONS)
-    for candidate, reference in samples.values():
-        for [sample] in (candidate, reference):
+    result = cold_start.run(cold_start.parse_args(["--repeat", "1", "--warmup", "0"]))
+    assert set(result["samples"]) == set(cold_start.FUNCTIONS)
+    for sides in result["samples"].values():
+        for [sample] in (sides["candidate"], sides["reference"]):
             assert set(sample) == set(cold_start.PHASES)
             assert all(ms > 0 for ms in sample.values())
+    assert result["importtime"] is None
 
 
 def test_ws_latency_delivers_every_event_in_order_to_every_client() -> None:

@@ -13,10 +13,11 @@ def test_jobs_sends_one_email_per_due_task_and_stores_every_summary() -> None:
     result = jobs.run(jobs.parse_args(argv))
 
     reminders = result["reminders"]
-    assert reminders["errors"] == []
+    assert reminders["errors"] == []  # claimed rows, emails, 'sent' rows and marked tasks: 50
     [check] = reminders["checks"]
-    assert set(check["found"].values()) == {50}  # emails, 'sent' rows, marked tasks, returned
+    assert set(check.values()) == {50}
     assert reminders["job_queries"] == [2 + 3 * 50]  # the claim, then lock+read, record, mark
+    assert len(reminders["claim_statements"]) == 2  # by statement: its create and its claim
     assert all(ms > 0 for ms in reminders["claim_ms"] + reminders["reference_ms"])
     summaries = result["summaries"]
     assert summaries["errors"] == [] and summaries["projects"] == 10  # counts checked in the child

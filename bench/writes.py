@@ -18,13 +18,12 @@ never asserted.
 
 import argparse
 import sys
-import tempfile
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
+from functools import partial
 
 import httpx
 
-from bench import _procs, _wrk, median, print_table, verdict
+from bench import _procs, _wrk, median, print_problems, print_table, taking_turns, verdict
 from bench._wrk import LoadResult
 
 DATABASE = "taskwire_bench_writes"
@@ -42,20 +41,9 @@ BODIES = {  # Lua string.format patterns over (project, title)
     "PATCH": '{"title":"%s"}',
     "POST": '{"project":%d,"title":"%s","due_date":"' + DUE + '"}',
 }
-HEADERS = (
-    "write",
-    "candidate CPU ms/req",
-    "reference CPU ms/req",
-    "CPU ratio",
-    "goal",
-    "met",
-    "candidate req/s",
-    "reference req/s",
-    "req/s ratio",
-    "candidate p99 ms",
-    "reference p99 ms",
-    "errors",
-)
+HEADERS = ("write", "candidate CPU ms/req", "reference CPU ms/req", "CPU ratio", "goal", "met")
+HEADERS += ("candidate req/s", "reference req/s", "req/s ratio", "candidate p99 ms")
+HEADERS += ("reference p99 ms", "errors")
 
 
 @dataclass
@@ -73,7 +61,7 @@ class Write:
     """One method's runs on each server."""
 
     method: str
-    runs: dict[str, list[Run]] = field(default_factory=lambda: {name: [] for name in APPS})
+    runs: dict[str, list[Run]]
 
     def cpu_ms(self, server: str) -> float:
         return median(run.cpu_ms for run in self.runs[server])
@@ -145,43 +133,30 @@ def measure(servers: dict[str, _procs.Server], token: str, pairs, args) -> list[
     writes = []
     for method in args.methods:
         lua = request_lua(method, pairs)
-        write = Write(method)
-        if args.warmup:
-            for server in servers.values():
-                load_once(server, method, lua, token, args.warmup, args)
-        for round_ in range(args.rounds):
-            names = list(APPS) if round_ % 2 == 0 else list(reversed(APPS))
-            for name in names:
-                run = load_once(servers[name], method, lua, token, args.duration, args)
-                write.runs[name].append(run)
-        writes.append(write)
+        once = partial(load_once, method=method, lua=lua, token=token, args=args)
+        for server in servers.values() if args.warmup else []:
+            once(server, seconds=args.warmup)
+        measures = {name: partial(once, servers[name], seconds=args.duration) for name in APPS}
+        writes.append(Write(method, taking_turns(measures, args.rounds)))
     return writes
 
 
 def run(args: argparse.Namespace) -> dict:
     """Seed, serve both, measure; {"writes", "same_answer", "problems", "profile"}."""
-    env = _procs.prepared_env("writes", args.database)
-    seed = _procs.call(
-        "bench._seed:tasks", env, tasks=args.tasks, projects=args.projects, users=5, pairs=True
-    )
-    token, pairs = seed["token"], seed["pairs"]
-    try:
-        with (
-            tempfile.TemporaryDirectory(prefix="bench-writes-") as logs,
-            _procs.servers(Path(logs)) as started,
-        ):
-            servers = {name: started.uvicorn(name, app, env) for name, app in APPS.items()}
-            same = same_answer(servers, token, *pairs[0])
-            writes = measure(servers, token, pairs, args)
-            started.stop()
-            problems = started.problems()
-        profile = None
-        if args.profile:
-            kwargs = {"token": token, "pairs": pairs[:200], "requests": args.profile}
-            kwargs["methods"] = args.methods
-            profile = _procs.call("bench._writes_profile:profile", env, **kwargs)
-    finally:
-        _procs.drop_prefix(env["REDIS_PREFIX"])
+    with _procs.session("writes", args.database) as session:
+        counts = {"tasks": args.tasks, "projects": args.projects, "users": 5}
+        seed = _procs.call("bench._seed:tasks", session.env, **counts, pairs=True)
+        token, pairs = seed["token"], seed["pairs"]
+        start = partial(session.servers.uvicorn, env=session.env)
+        servers = {name: start(name, app) for name, app in APPS.items()}
+        same = same_answer(servers, token, *pairs[0])
+        writes = measure(servers, token, pairs, args)
+        session.servers.stop()
+        profile = args.profile and _procs.call(
+            "bench._writes_profile:profile", session.env, token=token, pairs=pairs[:200],
+            requests=args.profile, methods=args.methods,
+        )  # fmt: skip
+    problems = session.servers.found
     return {"writes": writes, "same_answer": same, "problems": problems, "profile": profile}
 
 
@@ -189,22 +164,11 @@ def rows(writes: list[Write]) -> list[list[str]]:
     table = []
     for write in writes:
         cpu, rps = write.cpu_ratio, write.rps("candidate") / write.rps("reference")
-        table.append(
-            [
-                write.method,
-                f"{write.cpu_ms('candidate'):.2f}",
-                f"{write.cpu_ms('reference'):.2f}",
-                f"{cpu:.2f}",
-                f"<= {GOAL}",
-                verdict(cpu <= GOAL),
-                f"{write.rps('candidate'):.0f}",
-                f"{write.rps('reference'):.0f}",
-                f"{rps:.2f}",
-                f"{write.p99_ms('candidate'):.1f}",
-                f"{write.p99_ms('reference'):.1f}",
-                str(write.errors()),
-            ]
-        )
+        values = [write.cpu_ms("candidate"), write.cpu_ms("reference")]
+        row = [write.method, *(f"{value:.2f}" for value in values), f"{cpu:.2f}", f"<= {GOAL}"]
+        row += [verdict(cpu <= GOAL), f"{write.rps('candidate'):.0f}"]
+        row += [f"{write.rps('reference'):.0f}", f"{rps:.2f}", f"{write.p99_ms('candidate'):.1f}"]
+        table.append([*row, f"{write.p99_ms('reference'):.1f}", str(write.errors())])
     return table
 
 
@@ -231,8 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     result = run(args)
     print_table(rows(result["writes"]), HEADERS, "medians over rounds")
     print(f"same answer from both to one PUT: {verdict(result['same_answer'])}")
-    for name, lines in result["problems"].items():
-        print(f"{name} log: {len(lines)} warning/error lines", *lines[:5], sep="\n  ")
+    print_problems(result["problems"])
     if result["profile"]:
         print_profile(result["profile"])
     print(f"after the runs: {_procs.machine()}")
