@@ -14,12 +14,14 @@ from importlib import import_module
 import django
 from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
 
 from common.origin import request_origin
 
 Receive = Callable[[], Awaitable[dict]]
 Send = Callable[[dict], Awaitable[None]]
+ASGIApp = Callable[[dict, Receive, Send], Awaitable[None]]
 
 
 class FunctionHandler(ASGIHandler):
@@ -30,7 +32,7 @@ class FunctionHandler(ASGIHandler):
         self.urlconf = urlconf
         import_module(urlconf)  # load the routes and views at init, not on the first request
 
-    async def get_response_async(self, request: HttpRequest) -> HttpResponse:
+    async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
         request.urlconf = self.urlconf
         return await super().get_response_async(request)
 
@@ -130,7 +132,8 @@ def function_application(urlconf: str, *, cached_lists: tuple[str, ...] = ()):
     """The function's ASGI app; with Redis, cached list pages are answered before Django."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "common.settings")
     django.setup(set_prefix=False)
-    app = BodyLimit(FunctionHandler(urlconf))  # a cached hit reads no body: the limit is behind it
+    # A cached hit reads no body: the limit is behind the hit path.
+    app: ASGIApp = BodyLimit(FunctionHandler(urlconf))
     if cached_lists and settings.CACHES["default"]["BACKEND"].endswith("RedisCache"):
         from common.cache.frontend import CachedListFrontend
 

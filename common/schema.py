@@ -67,7 +67,9 @@ class AutoSchema(openapi.AutoSchema):
         has_body = self.method in ("POST", "PUT", "PATCH")
         if has_body or self.get_filter_backends():
             errors["400"] = error_response("Malformed JSON or an invalid value.", _FIELD_ERRORS)
-        if not any(issubclass(p, AllowAny) for p in self.view.permission_classes):
+        if not any(
+            isinstance(p, type) and issubclass(p, AllowAny) for p in self.view.permission_classes
+        ):
             errors["401"] = error_response("Missing, bad or expired bearer token.")
         if "{" in self.path or self._is_list_view():
             errors["404"] = error_response("Unknown id in the path, or a page past the end.")

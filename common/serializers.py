@@ -58,7 +58,9 @@ class ModelSerializer(serializers.ModelSerializer):
 
 
 class ProjectSerializer(ModelSerializer):
-    owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    owner: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
 
     class Meta:
         model = Project
@@ -93,7 +95,7 @@ class TaskSerializer(ModelSerializer):
 
 
 class CommentSerializer(ModelSerializer):
-    author = serializers.CharField(max_length=255, default=CallerUsername())
+    author = serializers.CharField(max_length=255, default=CallerUsername())  # type: ignore[arg-type]  # a context-aware default, as DRF documents
 
     class Meta:
         model = Comment
@@ -127,7 +129,7 @@ class ValuesEncoder:
 
     def __init__(self, serializer_class: type[serializers.Serializer]) -> None:
         fields = [field for field in serializer_class().fields.values() if not field.write_only]
-        self.names = [field.field_name for field in fields]
+        self.names = [str(field.field_name) for field in fields]
         self.columns = [_column(field) for field in fields]
         self.converters = [
             (index, convert) for index, field in enumerate(fields) if (convert := _converter(field))
@@ -152,7 +154,7 @@ _IDENTITY = (serializers.CharField, serializers.IntegerField, serializers.Boolea
 
 
 def _column(field: serializers.Field) -> str:
-    source = field.source.replace(".", "__")
+    source = str(field.source).replace(".", "__")
     if isinstance(field, serializers.SlugRelatedField):
         return f"{source}__{field.slug_field}"
     return source  # a primary-key relation reads as its id

@@ -13,6 +13,7 @@ import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -143,6 +144,8 @@ CACHE_REDIS_URL = os.environ.get("CACHE_REDIS_URL", REDIS_URL)
 CHANNEL_REDIS_URL = os.environ.get("CHANNEL_REDIS_URL", REDIS_URL)
 if not (CACHE_REDIS_URL and CHANNEL_REDIS_URL) and not LOCAL_MODE:
     raise ImproperlyConfigured("REDIS_URL must be set (only DEBUG=true runs without Redis).")
+CHANNEL_LAYERS: dict[str, dict[str, Any]]
+CACHES: dict[str, dict[str, Any]]
 if CHANNEL_REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {

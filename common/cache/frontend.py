@@ -63,7 +63,7 @@ class CachedListFrontend:
             )
             if None in found or active is None:  # a version not started, or a user not vouched for
                 return None
-            versions = {name: int(raw) for name, raw in zip(names, found, strict=True)}
+            versions = {name: int(raw or 0) for name, raw in zip(names, found, strict=True)}
             name = page_name(resource, versions, scheme_host + scope["path"], canonical)
             [raw_page] = await redis.get_many_async([name])
         except CacheDown:
@@ -87,7 +87,7 @@ def _token_user_id(scope) -> str | None:
     if raw is None:
         return None
     try:
-        return str(AccessToken(raw)[api_settings.USER_ID_CLAIM])
+        return str(AccessToken(raw)[api_settings.USER_ID_CLAIM])  # type: ignore[arg-type]  # a raw token string, as simplejwt takes
     except (TokenError, KeyError, OverflowError, ValueError, TypeError):
         return None
 

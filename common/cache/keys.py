@@ -25,7 +25,7 @@ def list_parameters(resource: str) -> frozenset[str] | None:
 def canonical_query(query: QueryDict, parameters: frozenset[str]) -> str:
     canonical = QueryDict(mutable=True)
     for name in sorted(parameters & query.keys()):
-        canonical[name] = query[name]  # the last value, as the filters and the paginator read it
+        canonical[name] = str(query[name])  # the last value, as the filters and paginator read it
     return canonical.urlencode()
 
 

@@ -10,6 +10,7 @@ import contextlib
 import random
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, QueryDict
@@ -67,7 +68,7 @@ def cached_page(
         return build(), False
     if None in versions.values():
         return _build_first(request, resource, versions, build), False
-    name = request_page_name(request, resource, versions)
+    name = request_page_name(request, resource, cast(dict[str, int], versions))
     try:
         if (page := unpack_page(store().get_many([name])[0])) is not None:
             return page, True
@@ -120,7 +121,13 @@ def _ttl() -> int:
     return int(PAGE_TTL_SECONDS * random.uniform(0.9, 1.1))
 
 
-class CachedListMixin:
+if TYPE_CHECKING:  # what the mixin is mixed into, for the type checker
+    from rest_framework.generics import ListAPIView as _ListView
+else:
+    _ListView = object
+
+
+class CachedListMixin(_ListView):
     """For list views: answer GET from the cache, with `X-Cache: hit|miss`.
 
     The list is answered for the canonical query: the parameters it reads, sorted, last value
@@ -137,7 +144,7 @@ class CachedListMixin:
     @classmethod
     def list_parameters(cls) -> frozenset[str]:
         filterset = getattr(cls, "filterset_class", None)
-        paginator = cls.pagination_class
+        paginator: Any = cls.pagination_class  # a page-number paginator: it names its parameters
         names = {*(filterset.base_filters if filterset else ()), api_settings.URL_FORMAT_OVERRIDE}
         names |= {paginator.page_query_param, paginator.page_size_query_param}
         return frozenset(name for name in names if name)

@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from typing import Any, cast
 
 import redis
 from django.conf import settings
@@ -155,7 +156,7 @@ class RedisStore(Breaker):
             self.failed(exc)
             raise CacheDown from exc
         self._same_generation(generation)
-        return found
+        return cast(list[bytes | None], found)  # a client without decode_responses: bytes
 
 
 class MemoryStore(Breaker):
@@ -222,7 +223,7 @@ _stores: dict[tuple, RedisStore] = {}
 
 def store() -> RedisStore | MemoryStore:
     """The store that settings.CACHES["default"] names (Redis, or memory for any other backend)."""
-    config = settings.CACHES["default"]
+    config: dict[str, Any] = settings.CACHES["default"]
     if not config["BACKEND"].endswith("RedisCache"):
         return _memory
     options = config.get("OPTIONS", {})

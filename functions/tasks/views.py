@@ -1,10 +1,13 @@
 """Tasks over HTTP: validate, make one service call, answer."""
 
+from typing import cast
+
 from rest_framework import generics
 
 from common import selectors, services
 from common.cache import CachedListMixin
 from common.filters import TaskFilter
+from common.pagination import PageNumberPagination
 from common.serializers import TaskSerializer
 
 
@@ -19,8 +22,9 @@ class TaskList(CachedListMixin, generics.ListCreateAPIView):
         return selectors.task_list()
 
     def render_list(self, request) -> bytes:
-        rows = self.paginator.page_rows(self.filter_queryset(self.get_queryset()), request)
-        return self.paginator.render_page(selectors.task_rows_json(rows))
+        paginator = cast(PageNumberPagination, self.paginator)
+        rows = paginator.page_rows(self.filter_queryset(self.get_queryset()), request)
+        return paginator.render_page(selectors.task_rows_json(rows))
 
     def perform_create(self, serializer):
         serializer.instance = services.task_create(
