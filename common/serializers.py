@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from django.db import models
 from rest_framework import serializers
 
+from common.access import project_list_visible
 from common.models import Comment, Project, SummaryReport, Task
 
 
@@ -39,13 +40,20 @@ class UsernameField(serializers.SlugRelatedField):
         return super().to_internal_value(data)
 
 
-class CallerUsername:
-    """A field default: the username of the authenticated caller."""
+class VisibleProjectField(serializers.PrimaryKeyRelatedField):
+    """A project id the caller may see (common.access); any other is 400, as for an unknown id.
 
-    requires_context = True
+    Ids are integers: a float (1.5, 1e400) is refused, not truncated or overflowed.
+    """
 
-    def __call__(self, serializer_field) -> str:
-        return serializer_field.context["request"].user.get_username()
+    def __init__(self, **kwargs):
+        super().__init__(
+            queryset=Project.objects.all(), pk_field=serializers.IntegerField(), **kwargs
+        )
+
+    def get_queryset(self):
+        request = self.context.get("request")
+        return project_list_visible(request.user) if request else super().get_queryset()
 
 
 class ModelSerializer(serializers.ModelSerializer):
@@ -64,10 +72,7 @@ class ProjectSerializer(ModelSerializer):
 
 
 class TaskSerializer(ModelSerializer):
-    # Ids are integers: a float (1.5, 1e400) is refused, not truncated or overflowed.
-    project = serializers.PrimaryKeyRelatedField(
-        queryset=Project.objects.all(), pk_field=serializers.IntegerField()
-    )
+    project = VisibleProjectField()
     assignee = UsernameField(
         queryset=get_user_model().objects.all(), allow_null=True, required=False
     )
@@ -91,7 +96,7 @@ class TaskSerializer(ModelSerializer):
 
 
 class CommentSerializer(ModelSerializer):
-    author = serializers.CharField(max_length=255, default=CallerUsername())
+    author = serializers.CharField(read_only=True)  # always the caller: nobody writes as another
 
     class Meta:
         model = Comment

@@ -63,7 +63,8 @@ class CachedListFrontend:
             if None in found or active is None:  # a version not started, or a user not vouched for
                 return None
             versions = {name: int(raw) for name, raw in zip(names, found, strict=True)}
-            name = page_name(resource, versions, base_url, canonical_query(request.GET, parameters))
+            query = canonical_query(request.GET, parameters)
+            name = page_name(resource, versions, base_url, query, user_id)
             [raw_page] = await redis.get_many_async([name])
         except (DisallowedHost, CacheDown):
             return None  # Django answers it
