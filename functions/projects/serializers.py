@@ -14,9 +14,10 @@ class ProjectWithRoleSerializer(ProjectSerializer):
     role = serializers.SerializerMethodField()
 
     class Meta(ProjectSerializer.Meta):
+        ref_name = "Project"  # the API's only project shape
         fields = [*ProjectSerializer.Meta.fields[:4], "role", *ProjectSerializer.Meta.fields[4:]]
 
-    def get_role(self, project) -> str | None:
+    def get_role(self, project) -> str:
         if (role := getattr(project, "role", None)) is not None:  # the visible list's annotation
             return role
         return role_of(user=self.context["request"].user, project_id=project.pk)
@@ -29,6 +30,7 @@ class MembershipSerializer(ModelSerializer):
     role = serializers.ChoiceField(choices=Role.choices, default=Role.MEMBER)
 
     class Meta:
+        ref_name = "Member"
         model = Membership
         fields = ["username", "role", "added_at"]
         read_only_fields = ["added_at"]
@@ -39,3 +41,6 @@ class MembershipRoleSerializer(MembershipSerializer):
 
     username = serializers.CharField(source="user.username", read_only=True)
     role = serializers.ChoiceField(choices=Role.choices)
+
+    class Meta(MembershipSerializer.Meta):
+        ref_name = "MemberRole"
