@@ -90,10 +90,12 @@ def task_update(*, actor: Actor, task: Task, **changes: Any) -> Task:
     """Apply `changes` to the task. A task moved to another project is announced there."""
     moved_to = changes.get("project")
     task = _locked_task(task, *([moved_to.pk] if moved_to else []))
-    for project_id in {task.project_id, *([moved_to.pk] if moved_to else [])}:
-        _require(actor, project_id, Operation.WRITE_TASKS)
-    if "assignee" in changes or moved_to:
-        _require_assignee(changes.get("assignee", task.assignee), (moved_to or task.project).pk)
+    project_id = moved_to.pk if moved_to else task.project_id
+    for each in {task.project_id, project_id}:  # a move needs the role in both projects
+        _require(actor, each, Operation.WRITE_TASKS)
+    assignee = changes.get("assignee", task.assignee)
+    if assignee != task.assignee or project_id != task.project_id:
+        _require_assignee(assignee, project_id)
     was_completed = task.status == Task.Status.COMPLETED
     if "due_date" in changes and changes["due_date"] != task.due_date:
         task.reminder_sent_at = None  # a new due date deserves its own reminder
