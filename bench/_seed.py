@@ -15,7 +15,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 from common import services
 from common.cache import keys, store
 from common.events import EventType, envelope
-from common.models import Comment, Event, Project, SummaryReport, Task
+from common.models import Comment, Event, Membership, Project, SummaryReport, Task
 
 TOKEN_USER = "bench-alice"
 USER_PREFIX = "bench-user-"
@@ -34,6 +34,7 @@ def tasks(tasks: int, projects: int, users: int, pairs: bool = False) -> dict:
         and Project.objects.count() == projects
         and User.objects.filter(username__startswith=USER_PREFIX).count() == users
         and User.objects.filter(username=TOKEN_USER).exists()
+        and Membership.objects.filter(user__username=TOKEN_USER).count() == projects
     )
     if not seeded:
         _seed(tasks, projects, users)
@@ -72,12 +73,26 @@ def _seed(tasks: int, projects: int, users: int) -> None:
             for n in range(projects)
         )
         made = list(Project.objects.order_by("id"))
+        _seed_memberships(made, User.objects.get(username=TOKEN_USER))
         rng = random.Random(SEED)
         for start in range(0, tasks, BATCH):
             numbers = range(start, min(tasks, start + BATCH))
             Task.objects.bulk_create(_task(n, made, people, rng) for n in numbers)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
+
+
+def _seed_memberships(projects: list, reader) -> None:
+    """Each project's owner is its owner member; TOKEN_USER, whose token the benches read and
+    write with, is a member of every project."""
+    Membership.objects.bulk_create(
+        membership
+        for project in projects
+        for membership in (
+            Membership(project=project, user_id=project.owner_id, role=Membership.Role.OWNER),
+            Membership(project=project, user=reader, role=Membership.Role.MEMBER),
+        )
+    )
 
 
 def _task(number: int, projects: list, users: list, rng: random.Random) -> Task:

@@ -36,6 +36,9 @@ class EventType(StrEnum):
     TASK_DELETED = "task.deleted"
     COMMENT_CREATED = "comment.created"
     SUMMARY_GENERATED = "summary.generated"
+    MEMBER_ADDED = "member.added"
+    MEMBER_UPDATED = "member.updated"
+    MEMBER_REMOVED = "member.removed"
 
 
 def project_group(project_id: int) -> str:

@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
 from django_filters.fields import IsoDateTimeField
 
+from common.access import project_list_visible
 from common.models import Project, Task
 
 
@@ -57,8 +58,13 @@ class ProjectFilter(django_filters.FilterSet):
         fields = ["search", "ordering"]
 
 
+def _visible_projects(request) -> QuerySet[Project]:
+    # A project the caller cannot see is 400, as an unknown one is: existence is not revealed.
+    return project_list_visible(request.user) if request else Project.objects.none()
+
+
 class TaskFilter(django_filters.FilterSet):
-    project = django_filters.ModelChoiceFilter(queryset=Project.objects.all())
+    project = django_filters.ModelChoiceFilter(queryset=_visible_projects)
     status = django_filters.ChoiceFilter(choices=Task.Status.choices)
     assignee = django_filters.ModelChoiceFilter(
         queryset=get_user_model().objects.all(), to_field_name="username"

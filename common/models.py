@@ -215,3 +215,37 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.project_id}:{self.seq}"
+
+
+class Membership(models.Model):
+    """A user's role in a project: the only way into it (common.access decides what it allows).
+
+    One per project and user; exactly one `owner` per project, the user `Project.owner` names.
+    """
+
+    class Role(models.TextChoices):
+        VIEWER = "viewer", "Viewer"
+        MEMBER = "member", "Member"
+        ADMIN = "admin", "Admin"
+        OWNER = "owner", "Owner"
+
+    project = models.ForeignKey(Project, related_name="memberships", on_delete=models.CASCADE)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, related_name="memberships", on_delete=models.CASCADE
+    )
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["project_id", "user_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "user"], name="membership_unique_user"),
+            models.UniqueConstraint(
+                fields=["project"], condition=models.Q(role="owner"), name="membership_one_owner"
+            ),
+        ]
+        # The visible projects of a user: "which projects is this user in" goes by user first.
+        indexes = [models.Index(fields=["user", "project"], name="membership_user_project_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.role} in {self.project_id}"

@@ -36,9 +36,11 @@ def error_response(description: str, schema: dict | type = ErrorDetail) -> OpenA
 
 
 class AutoSchema(openapi.AutoSchema):
-    """Documents 400, 401, 404, 413, 415 and 503 wherever the operation can answer them.
+    """Documents 400, 401, 403, 404, 413, 415 and 503 wherever the operation can answer them.
 
-    A view names any other error it answers in `documented_errors` (`{"401": "why"}`).
+    403 comes from the view's declared access (`operations`, common.access). A view names any
+    other error it answers in `documented_errors` (`{"401": "why"}`), or for one method only
+    in `documented_method_errors` (`{"DELETE": {"400": "why"}}`).
     """
 
     def _get_response_bodies(self, direction="response"):
@@ -78,6 +80,19 @@ class AutoSchema(openapi.AutoSchema):
             errors["415"] = error_response("Content-Type is not application/json.")
         # Every operation may meet a database that cannot serve it in time (common.middleware).
         errors["503"] = error_response("The database is busy or unavailable; retry shortly.")
-        for code, description in getattr(self.view, "documented_errors", {}).items():
+        if self._may_be_forbidden():
+            errors["403"] = error_response("Your role in the project does not allow this.")
+        method_errors = getattr(self.view, "documented_method_errors", {}).get(self.method, {})
+        for code, description in {
+            **getattr(self.view, "documented_errors", {}),
+            **method_errors,
+        }.items():
             errors[code] = error_response(description)
         return errors
+
+    def _may_be_forbidden(self) -> bool:
+        """A view's declared access (common.access) says whether its role check can refuse."""
+        from common.access import MAY_BE_FORBIDDEN
+
+        operation = getattr(self.view, "operations", {}).get(self.method)
+        return operation in MAY_BE_FORBIDDEN

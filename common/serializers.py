@@ -12,6 +12,7 @@ from django.db.models import QuerySet
 from rest_framework import relations, serializers
 from rest_framework.renderers import JSONRenderer
 
+from common.access import project_list_visible
 from common.models import Comment, Project, SummaryReport, Task
 from common.timestamps import rfc3339_utc
 
@@ -41,13 +42,20 @@ class UsernameField(serializers.SlugRelatedField):
         return super().to_internal_value(data)
 
 
-class CallerUsername:
-    """A field default: the username of the authenticated caller."""
+class VisibleProjectField(serializers.PrimaryKeyRelatedField):
+    """A project id the caller may see (common.access); any other is 400, as for an unknown id.
 
-    requires_context = True
+    Ids are integers: a float (1.5, 1e400) is refused, not truncated or overflowed.
+    """
 
-    def __call__(self, serializer_field) -> str:
-        return serializer_field.context["request"].user.get_username()
+    def __init__(self, **kwargs):
+        super().__init__(
+            queryset=Project.objects.all(), pk_field=serializers.IntegerField(), **kwargs
+        )
+
+    def get_queryset(self):
+        request = self.context.get("request")
+        return project_list_visible(request.user) if request else super().get_queryset()
 
 
 class ModelSerializer(serializers.ModelSerializer):
@@ -68,10 +76,7 @@ class ProjectSerializer(ModelSerializer):
 
 
 class TaskSerializer(ModelSerializer):
-    # Ids are integers: a float (1.5, 1e400) is refused, not truncated or overflowed.
-    project = serializers.PrimaryKeyRelatedField(
-        queryset=Project.objects.all(), pk_field=serializers.IntegerField()
-    )
+    project = VisibleProjectField()
     assignee = UsernameField(
         queryset=get_user_model().objects.all(), allow_null=True, required=False
     )
@@ -95,7 +100,7 @@ class TaskSerializer(ModelSerializer):
 
 
 class CommentSerializer(ModelSerializer):
-    author = serializers.CharField(max_length=255, default=CallerUsername())  # type: ignore[arg-type]  # a context-aware default, as DRF documents
+    author = serializers.CharField(read_only=True)  # always the caller: nobody writes as another
 
     class Meta:
         model = Comment

@@ -16,9 +16,11 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from rest_framework.exceptions import ValidationError
 
+from common.access import Operation, Role, access_require, assignee_allowed
 from common.events import EventType, publish
-from common.models import Comment, Project, Task
+from common.models import Comment, Membership, Project, Task
 from common.serializers import CommentSerializer, ProjectSerializer, TaskSerializer
 
 Actor = AbstractBaseUser | None
@@ -27,6 +29,8 @@ Actor = AbstractBaseUser | None
 @transaction.atomic
 def project_create(*, actor: Actor, name: str, description: str = "") -> Project:
     project = Project.objects.create(name=name, description=description, owner=actor)
+    if actor is not None:  # its creator is its owner (the event implies the membership)
+        Membership.objects.create(project=project, user=actor, role=Role.OWNER)
     _publish_project(EventType.PROJECT_CREATED, project, actor)
     return project
 
@@ -34,6 +38,7 @@ def project_create(*, actor: Actor, name: str, description: str = "") -> Project
 @transaction.atomic
 def project_update(*, actor: Actor, project: Project, **changes: Any) -> Project:
     project = _locked_project(project.pk)
+    _require(actor, project.pk, Operation.UPDATE_PROJECT)
     for field, value in changes.items():
         setattr(project, field, value)
     project.save(update_fields=[*changes, "updated_at"])  # never event_seq: publish owns it
@@ -45,6 +50,7 @@ def project_update(*, actor: Actor, project: Project, **changes: Any) -> Project
 def project_delete(*, actor: Actor, project: Project) -> None:
     """Delete the project with its tasks and comments: one `project.deleted` covers them all."""
     project = _locked_project(project.pk)
+    _require(actor, project.pk, Operation.DELETE_PROJECT)
     publish(
         type=EventType.PROJECT_DELETED, project_id=project.id, data={"id": project.id}, actor=actor
     )
@@ -63,6 +69,8 @@ def task_create(
     assignee: AbstractBaseUser | None = None,
 ) -> Task:
     project = _locked_project(project.pk)
+    _require(actor, project.pk, Operation.WRITE_TASKS)
+    _require_assignee(assignee, project.pk)
     task = Task(
         project=project,
         title=title,
@@ -82,6 +90,12 @@ def task_update(*, actor: Actor, task: Task, **changes: Any) -> Task:
     """Apply `changes` to the task. A task moved to another project is announced there."""
     moved_to = changes.get("project")
     task = _locked_task(task, *([moved_to.pk] if moved_to else []))
+    project_id = moved_to.pk if moved_to else task.project_id
+    for each in {task.project_id, project_id}:  # a move needs the role in both projects
+        _require(actor, each, Operation.WRITE_TASKS)
+    assignee = changes.get("assignee", task.assignee)
+    if assignee != task.assignee or project_id != task.project_id:
+        _require_assignee(assignee, project_id)
     was_completed = task.status == Task.Status.COMPLETED
     if "due_date" in changes and changes["due_date"] != task.due_date:
         task.reminder_sent_at = None  # a new due date deserves its own reminder
@@ -96,6 +110,7 @@ def task_update(*, actor: Actor, task: Task, **changes: Any) -> Task:
 @transaction.atomic
 def task_delete(*, actor: Actor, task: Task) -> None:
     task = _locked_task(task)
+    _require(actor, task.project_id, Operation.WRITE_TASKS)
     data = {"id": task.id, "project": task.project_id}
     task.delete()
     publish(type=EventType.TASK_DELETED, project_id=data["project"], data=data, actor=actor)
@@ -104,11 +119,26 @@ def task_delete(*, actor: Actor, task: Task) -> None:
 @transaction.atomic
 def comment_create(*, actor: Actor, task: Task, author: str, content: str) -> Comment:
     task = _locked_task(task)
+    _require(actor, task.project_id, Operation.WRITE_TASKS)
     comment = Comment.objects.create(task=task, author=author, content=content)
     Task.objects.filter(pk=task.pk).update(comment_count=F("comment_count") + 1)
     data = {**CommentSerializer(comment).data, "task_title": task.title}
     publish(type=EventType.COMMENT_CREATED, project_id=task.project_id, data=data, actor=actor)
     return comment
+
+
+def _require(actor: Actor, project_id: int, operation: Operation) -> None:
+    """The role check again, under the project's lock: a member removed meanwhile is refused."""
+    if actor is not None:
+        access_require(user=actor, project_id=project_id, operation=operation)
+
+
+def _require_assignee(assignee: AbstractBaseUser | None, project_id: int) -> None:
+    if assignee is not None and not assignee_allowed(user=assignee, project_id=project_id):
+        raise ValidationError({"assignee": [_NOT_ASSIGNABLE]})
+
+
+_NOT_ASSIGNABLE = "Not a member of the task's project with role member or above."
 
 
 def _locked_project(project_id: int) -> Project:

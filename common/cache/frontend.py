@@ -64,7 +64,7 @@ class CachedListFrontend:
             if None in found or active is None:  # a version not started, or a user not vouched for
                 return None
             versions = {name: int(raw or 0) for name, raw in zip(names, found, strict=True)}
-            name = page_name(resource, versions, scheme_host + scope["path"], canonical)
+            name = page_name(resource, versions, scheme_host + scope["path"], canonical, user_id)
             [raw_page] = await redis.get_many_async([name])
         except CacheDown:
             return None  # Django answers it

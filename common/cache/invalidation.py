@@ -1,7 +1,8 @@
 """Invalidation: every committed write of a listed model bumps the versions of its lists.
 
 Versions: `projects` (project lists), `tasks` (every task list), `tasks:project:ID` (task lists
-filtered by that project) and `users` (every list: they show usernames). The bumps run after
+filtered by that project) and `users` (every list: they show usernames). A membership change
+bumps what the project's lists depend on (who may see them changed). The bumps run after
 commit, from model signals, so the admin and the shell invalidate too.
 """
 
@@ -47,6 +48,11 @@ def _comment_saved(sender, instance, **kwargs) -> None:
     cache_version_bump("tasks", f"tasks:project:{instance.task.project_id}")  # comment_count
 
 
+def _membership_changed(sender, instance, **kwargs) -> None:
+    # Who sees the project and its tasks changed: every list that may show them.
+    cache_version_bump("projects", "tasks", f"tasks:project:{instance.project_id}")
+
+
 def _user_changed(sender, instance, **kwargs) -> None:
     # A rename shows in every list; a deactivated or deleted user loses the hit path at once.
     cache_version_bump("users")
@@ -66,7 +72,7 @@ def connect_invalidation() -> None:
     from django.contrib.auth import get_user_model
     from django.db.models.signals import post_delete, post_save
 
-    from common.models import Comment, Project, Task
+    from common.models import Comment, Membership, Project, Task
 
     user = get_user_model()
     post_save.connect(_user_changed, sender=user, dispatch_uid="cache.user_saved")
@@ -76,3 +82,5 @@ def connect_invalidation() -> None:
     post_save.connect(_task_saved, sender=Task, dispatch_uid="cache.task_saved")
     post_delete.connect(_task_deleted, sender=Task, dispatch_uid="cache.task_deleted")
     post_save.connect(_comment_saved, sender=Comment, dispatch_uid="cache.comment_saved")
+    post_save.connect(_membership_changed, sender=Membership, dispatch_uid="cache.member_saved")
+    post_delete.connect(_membership_changed, sender=Membership, dispatch_uid="cache.member_deleted")

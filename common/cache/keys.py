@@ -40,10 +40,14 @@ def version_name(name: str) -> str:
     return f"version:{name}"
 
 
-def page_name(resource: str, versions: dict[str, int], base_url: str, query: str) -> str:
+def page_name(
+    resource: str, versions: dict[str, int], base_url: str, query: str, reader: str
+) -> str:
+    """`reader` is the caller's user id: until pages are shared by what their readers may see,
+    each user's pages are their own (lists show only the caller's projects and role)."""
     digest = hashlib.blake2b(f"{base_url}?{query}".encode(), digest_size=16).hexdigest()
     stamp = ".".join(str(versions[name]) for name in sorted(versions))
-    return f"page:{resource}:{stamp}:{digest}"
+    return f"page:{resource}:{stamp}:u{reader}:{digest}"
 
 
 def lock_name(page: str) -> str:

@@ -48,7 +48,8 @@ def unpack_page(raw: bytes | None) -> bytes | None:
 
 def request_page_name(request: HttpRequest, resource: str, versions: dict[str, int]) -> str:
     base_url = request.build_absolute_uri(request.path)
-    return page_name(resource, versions, base_url, request.META.get("QUERY_STRING", ""))
+    query = request.META.get("QUERY_STRING", "")
+    return page_name(resource, versions, base_url, query, str(request.user.pk))
 
 
 def cached_page(

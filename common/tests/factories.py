@@ -6,7 +6,7 @@ import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from common.models import Comment, Project, SummaryReport, Task
+from common.models import Comment, Membership, Project, SummaryReport, Task
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -22,9 +22,32 @@ class UserFactory(factory.django.DjangoModelFactory):
 class ProjectFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Project
+        skip_postgeneration_save = True
 
     name = factory.Sequence(lambda n: f"Project {n}")
     owner = factory.SubFactory(UserFactory)
+
+    @factory.post_generation
+    def members(project, create, extracted, **kwargs):
+        """The owner is the owner member; `members=[user, (user, role), ...]` adds others
+        (role default `member`)."""
+        if not create:
+            return
+        if project.owner is not None:
+            Membership.objects.create(project=project, user=project.owner, role="owner")
+        for entry in extracted or ():
+            user, role = entry if isinstance(entry, tuple) else (entry, "member")
+            if user != project.owner:
+                Membership.objects.create(project=project, user=user, role=role)
+
+
+class MembershipFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Membership
+
+    project = factory.SubFactory(ProjectFactory)
+    user = factory.SubFactory(UserFactory)
+    role = Membership.Role.MEMBER
 
 
 class TaskFactory(factory.django.DjangoModelFactory):

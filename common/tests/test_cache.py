@@ -40,7 +40,7 @@ class ListCacheTests(APITest):
         return self.captureOnCommitCallbacks(execute=True)
 
     def test_the_second_read_is_a_hit_with_the_same_bytes_and_only_the_auth_query(self):
-        TaskFactory.create_batch(3)
+        TaskFactory.create_batch(3, project__owner=self.user)
         for path in ("/tasks/", "/projects/", "/tasks/?status=pending&ordering=-id&page_size=2"):
             with self.subTest(path):
                 miss = self.get(path)
@@ -51,8 +51,8 @@ class ListCacheTests(APITest):
                 self.assertEqual(hit["Content-Type"], "application/json")
 
     def test_every_parameter_read_and_the_last_of_repeated_ones_are_part_of_the_key(self):
-        pending = TaskFactory(status="pending")
-        done = TaskFactory(status="completed", title="foo")
+        pending = TaskFactory(project__owner=self.user, status="pending")
+        done = TaskFactory(project__owner=self.user, status="completed", title="foo")
 
         self.assertEqual(self.ids("/tasks/?status=pending&status=completed"), [done.id])
         self.assertEqual(self.ids("/tasks/?status=completed&status=pending"), [pending.id])
@@ -65,7 +65,8 @@ class ListCacheTests(APITest):
 
     def test_renaming_a_user_shows_in_every_list(self):
         bob = UserFactory(username="bob")
-        task = TaskFactory(assignee=bob, project=ProjectFactory(owner=bob))
+        project = ProjectFactory(owner=bob, members=[self.user])
+        task = TaskFactory(assignee=bob, project=project)
         paths = ["/tasks/", f"/tasks/?project={task.project_id}", "/projects/"]
         for path in paths:
             self.get(path)
@@ -98,9 +99,9 @@ class ListCacheTests(APITest):
         self.assertEqual(self.ids("/projects/"), [])
 
     def test_deleting_a_project_removes_its_tasks_from_cached_task_lists(self):
-        project = ProjectFactory()
+        project = ProjectFactory(owner=self.user)
         task = TaskFactory(project=project)
-        kept = TaskFactory()
+        kept = TaskFactory(project__owner=self.user)
         self.assertEqual(self.ids(f"/tasks/?project={project.id}"), [task.id])
         self.assertEqual(self.ids("/tasks/"), [task.id, kept.id])
 
@@ -111,8 +112,8 @@ class ListCacheTests(APITest):
         self.assertEqual(self.ids("/tasks/"), [kept.id])
 
     def test_every_task_write_shows_in_the_next_list(self):
-        project = ProjectFactory()
-        other = ProjectFactory()
+        project = ProjectFactory(owner=self.user)
+        other = ProjectFactory(owner=self.user)
         path = f"/tasks/?project={project.id}"
         self.get(path)
 
@@ -144,7 +145,7 @@ class ListCacheTests(APITest):
         self.assertEqual(self.ids(f"/tasks/?project={other.id}"), [])
 
     def test_a_new_comment_shows_in_the_next_lists_comment_count(self):
-        task = TaskFactory()
+        task = TaskFactory(project__owner=self.user)
         self.get("/tasks/")
         self.get(f"/tasks/?project={task.project_id}")
 
@@ -157,7 +158,7 @@ class ListCacheTests(APITest):
         )
 
     def test_a_write_to_one_project_keeps_other_projects_filtered_lists_cached(self):
-        one, two = TaskFactory(), TaskFactory()
+        one, two = TaskFactory(project__owner=self.user), TaskFactory(project__owner=self.user)
         self.get(f"/tasks/?project={two.project_id}")
 
         with self.committed():
@@ -167,7 +168,7 @@ class ListCacheTests(APITest):
         self.assertEqual(self.get(f"/tasks/?project={one.project_id}")["X-Cache"], "miss")
 
     def test_writes_from_the_shell_or_admin_through_the_orm_invalidate_too(self):
-        project = ProjectFactory()
+        project = ProjectFactory(owner=self.user)
         self.get("/tasks/")
         self.get("/projects/")
 
@@ -182,7 +183,7 @@ class ListCacheTests(APITest):
         self.assertEqual(self.get("/projects/").json()["results"][0]["name"], "orm-renamed")
 
     def test_a_rolled_back_write_bumps_nothing(self):
-        task = TaskFactory()
+        task = TaskFactory(project__owner=self.user)
         self.get("/tasks/")
 
         with self.committed(), self.assertRaises(RuntimeError), transaction.atomic():
@@ -192,7 +193,7 @@ class ListCacheTests(APITest):
         self.assertEqual(self.get("/tasks/")["X-Cache"], "hit")
 
     def test_a_vanished_version_restarts_above_every_old_one(self):
-        TaskFactory()
+        TaskFactory(project__owner=self.user)
         self.get("/tasks/")
         store().delete(version_name("tasks"))  # as an eviction or a flush would
 
@@ -208,7 +209,7 @@ class CacheOutageTests(APITest):
         self.addCleanup(patcher.stop)
 
     def test_reads_and_writes_work_from_the_database_when_redis_is_down(self):
-        project = ProjectFactory()
+        project = ProjectFactory(owner=self.user)
 
         with (
             self.assertLogs("common.cache", "WARNING"),
@@ -227,7 +228,7 @@ class CacheOutageTests(APITest):
         self.assertEqual([t["id"] for t in again.json()["results"]], [created.json()["id"]])
 
     def test_caching_resumes_by_itself_when_redis_returns(self):
-        TaskFactory()
+        TaskFactory(project__owner=self.user)
         with self.assertLogs("common.cache", "WARNING"):
             self.assertEqual(self.client.get("/tasks/")["X-Cache"], "miss")
 
@@ -241,6 +242,7 @@ def test_a_burst_of_misses_on_one_key_builds_the_page_once(db):
     builds = []
     started = threading.Barrier(8)
     request = RequestFactory().get("/tasks/", {"status": "pending"})
+    request.user = UserFactory()
     bump(("tasks", "users"))  # the versions exist: the page is named before it is built
 
     def build() -> bytes:
@@ -269,8 +271,9 @@ def test_a_hit_in_front_of_django_touches_no_database(settings):
     from functions.tasks.handler import application
 
     settings.ALLOWED_HOSTS = ["testserver"]
-    TaskFactory.create_batch(2)
-    headers = {"Authorization": f"Bearer {AccessToken.for_user(UserFactory())}"}
+    user = UserFactory()
+    TaskFactory.create_batch(2, project__owner=user)
+    headers = {"Authorization": f"Bearer {AccessToken.for_user(user)}"}
 
     async def get_twice() -> list[httpx.Response]:
         transport = httpx.ASGITransport(app=application)

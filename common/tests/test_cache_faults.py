@@ -20,7 +20,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from common import services
 from common.cache.store import store
-from common.tests.factories import ProjectFactory, TaskFactory, UserFactory
+from common.tests.factories import MembershipFactory, ProjectFactory, TaskFactory
 
 PREFIX = "faults"
 
@@ -99,12 +99,14 @@ def private_redis(tmp_path, settings):
     server.process.wait(timeout=10)
 
 
-def _reader(through: str):
-    """GET /tasks/ through the hit path in front of Django (`front`), or Django alone."""
+def _reader(through: str, project):
+    """GET /tasks/ as a new viewer of `project`, through the hit path in front of Django
+    (`front`), or Django alone."""
     from functions.tasks.handler import application
 
     app = application if through == "front" else application.app
-    headers = {"Authorization": f"Bearer {AccessToken.for_user(UserFactory())}"}
+    user = MembershipFactory(project=project, role="viewer").user
+    headers = {"Authorization": f"Bearer {AccessToken.for_user(user)}"}
 
     async def get() -> httpx.Response:
         transport = httpx.ASGITransport(app=app)
@@ -133,7 +135,7 @@ def _as_if_the_skip_had_passed() -> None:
 def test_a_write_while_redis_is_frozen_shows_in_the_next_read(private_redis, through):
     project = ProjectFactory()
     old = TaskFactory(project=project)
-    read, read_django = _reader(through), _reader("django")
+    read, read_django = _reader(through, project), _reader("django", project)
     assert [read()[1] for _ in range(2)] == ["miss", "hit"]
 
     os.kill(private_redis.process.pid, signal.SIGSTOP)
@@ -152,7 +154,7 @@ def test_a_write_while_redis_is_frozen_shows_in_the_next_read(private_redis, thr
 def test_a_bump_redis_missed_is_recorded_in_the_background_without_a_read(private_redis):
     project = ProjectFactory()
     TaskFactory(project=project)
-    read = _reader("django")
+    read = _reader("django", project)
     read()
     before = private_redis.version_of("tasks")
 
@@ -171,7 +173,7 @@ def test_a_bump_redis_missed_is_recorded_in_the_background_without_a_read(privat
 def test_a_write_shows_after_redis_restarts_from_an_older_snapshot(private_redis, through):
     project = ProjectFactory()
     old = TaskFactory(project=project)
-    read = _reader(through)
+    read = _reader(through, project)
     assert [read()[1] for _ in range(2)] == ["miss", "hit"]
     private_redis.client().save()  # the snapshot has the page and the versions it is under
 

@@ -47,7 +47,7 @@ class ListCacheKeyTests(APITest):
         return response
 
     def test_parameters_the_list_does_not_read_share_one_page(self):
-        TaskFactory.create_batch(2)
+        TaskFactory.create_batch(2, project__owner=self.user)
         first = self.get("/tasks/?page_size=1&junk=a")
         again = self.get("/tasks/?junk=b&page_size=1&other=c")
 
@@ -57,14 +57,14 @@ class ListCacheKeyTests(APITest):
         self.assertEqual(again.content, first.content)
 
     def test_the_order_of_parameters_does_not_make_another_page(self):
-        TaskFactory(status="pending")
+        TaskFactory(project__owner=self.user, status="pending")
         first = self.get("/tasks/?status=pending&ordering=-id")
         again = self.get("/tasks/?ordering=-id&status=pending")
 
         self.assertEqual((first["X-Cache"], again["X-Cache"]), ("miss", "hit"))
 
     def test_what_changes_the_bytes_stays_in_the_key(self):
-        TaskFactory.create_batch(2)
+        TaskFactory.create_batch(2, project__owner=self.user)
         here = self.get("/tasks/?page_size=1")
         other_host = self.get("/tasks/?page_size=1", HTTP_HOST="other.example")
         second_page = self.get("/tasks/?page_size=1&page=2")
@@ -76,7 +76,7 @@ class ListCacheKeyTests(APITest):
 
     @override_settings(CACHE_PAGE_MAX_BYTES=2048)
     def test_a_page_over_the_size_cap_is_served_but_not_cached(self):
-        TaskFactory(description="x" * 4096)
+        TaskFactory(project__owner=self.user, description="x" * 4096)
         big = [self.get("/tasks/")["X-Cache"] for _ in range(2)]
         small = [self.get("/projects/")["X-Cache"] for _ in range(2)]
 
@@ -91,7 +91,7 @@ class ListCacheKeyTests(APITest):
                 self.assertEqual(stored_keys(""), [])
 
     def test_pages_are_stored_as_their_raw_bytes_never_pickled(self):
-        TaskFactory()
+        TaskFactory(project__owner=self.user)
         served = self.get("/tasks/")
 
         [key] = stored_keys("page")
@@ -141,8 +141,9 @@ def test_a_hit_carries_the_security_headers_of_a_miss(settings, base_url, forwar
     settings.SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     settings.SECURE_HSTS_PRELOAD = True
     settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    TaskFactory()
-    headers = {"Authorization": f"Bearer {AccessToken.for_user(UserFactory())}"}
+    user = UserFactory()
+    TaskFactory(project__owner=user)
+    headers = {"Authorization": f"Bearer {AccessToken.for_user(user)}"}
     if forwarded:
         headers["X-Forwarded-Proto"] = forwarded
 

@@ -100,7 +100,7 @@ class PublishOutsideTransactionTests(TransactionTestCase):
 @override_settings(ROOT_URLCONF="functions.tasks.urls", CHANNEL_LAYERS=CLOSED_REDIS)
 class RedisDownTests(APITest):
     def test_a_write_succeeds_and_its_event_stays_in_the_log_when_redis_is_down(self):
-        project = ProjectFactory()
+        project = ProjectFactory(owner=self.user)
         body = {"project": project.id, "title": "t", "due_date": "2030-01-01T00:00:00Z"}
 
         with (

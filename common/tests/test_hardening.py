@@ -18,7 +18,7 @@ DEEP = "[" * 5000 + "]" * 5000
 @override_settings(ROOT_URLCONF="local.urls")
 class ClientInputTests(APITest):
     def test_a_nul_in_the_assignee_is_a_400(self):
-        task = TaskFactory()
+        task = TaskFactory(project__owner=self.user)
         for name in ("\x00", "alice\x00"):
             with self.subTest(name=name):
                 response = self.client.patch(
@@ -28,7 +28,7 @@ class ClientInputTests(APITest):
                 self.assertEqual(list(response.json()), ["assignee"])
 
     def test_a_project_id_that_is_not_an_integer_is_a_400(self):
-        project = ProjectFactory()
+        project = ProjectFactory(owner=self.user)
         for raw in ("1e400", "-1e400", f"{project.id}.7", "true"):
             with self.subTest(raw=raw):
                 body = f'{{"project": {raw}, "title": "t", "due_date": "2030-01-01T00:00:00Z"}}'
@@ -38,7 +38,7 @@ class ClientInputTests(APITest):
         self.assertFalse(Task.objects.exists())
 
     def test_due_filters_take_any_offset_the_parser_reads(self):
-        TaskFactory()
+        TaskFactory(project__owner=self.user)
         for query in (
             "due_before=2030-01-01T00:00:00%2B16:00",
             "due_after=2000-01-01T00:00:00-23:59",

@@ -26,6 +26,8 @@ def test_every_contract_path_is_in_the_schema():
         "/projects/",
         "/projects/{id}/",
         "/projects/{id}/summaries/",
+        "/projects/{id}/members/",
+        "/projects/{id}/members/{username}/",
         "/tasks/",
         "/tasks/{id}/",
         "/tasks/{task_pk}/comments/",

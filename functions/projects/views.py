@@ -1,24 +1,25 @@
 """Projects over HTTP: validate, make one service call, answer."""
 
-from django.shortcuts import get_object_or_404
 from rest_framework import generics
 
 from common import selectors, services
+from common.access import Operation, ProjectAccess, project_list_visible
 from common.cache import CachedListMixin
 from common.filters import ProjectFilter
 from common.models import SummaryReport
-from common.serializers import ProjectSerializer, SummaryReportSerializer
+from common.serializers import SummaryReportSerializer
+from functions.projects.serializers import ProjectWithRoleSerializer
 
 
 class ProjectList(CachedListMixin, generics.ListCreateAPIView):
-    """Projects: a cached page of them, or a new one."""
+    """The caller's projects: a cached page of them, or a new one (the caller owns it)."""
 
     cache_resource = "projects"
-    serializer_class = ProjectSerializer
+    serializer_class = ProjectWithRoleSerializer
     filterset_class = ProjectFilter
 
     def get_queryset(self):
-        return selectors.project_list()
+        return project_list_visible(self.request.user, selectors.project_list())
 
     def perform_create(self, serializer):
         serializer.instance = services.project_create(
@@ -29,10 +30,17 @@ class ProjectList(CachedListMixin, generics.ListCreateAPIView):
 class ProjectDetail(generics.RetrieveUpdateDestroyAPIView):
     """One project; deleting it deletes its tasks and their comments."""
 
-    serializer_class = ProjectSerializer
+    serializer_class = ProjectWithRoleSerializer
+    permission_classes = [*generics.GenericAPIView.permission_classes, ProjectAccess]
+    operations = {
+        "GET": Operation.READ,
+        "PUT": Operation.UPDATE_PROJECT,
+        "PATCH": Operation.UPDATE_PROJECT,
+        "DELETE": Operation.DELETE_PROJECT,
+    }
 
     def get_queryset(self):
-        return selectors.project_list()
+        return project_list_visible(self.request.user, selectors.project_list())
 
     def perform_update(self, serializer):
         serializer.instance = services.project_update(
@@ -48,7 +56,11 @@ class ProjectSummaryList(generics.ListAPIView):
 
     serializer_class = SummaryReportSerializer
     queryset = SummaryReport.objects.none()  # names the model for the schema; rows: get_queryset
+    permission_classes = [*generics.GenericAPIView.permission_classes, ProjectAccess]
+    operations = {"GET": Operation.READ}
+
+    def access_project_id(self) -> int:
+        return self.kwargs["pk"]
 
     def get_queryset(self):
-        project = get_object_or_404(selectors.project_list(), pk=self.kwargs["pk"])
-        return selectors.summary_list(project=project)
+        return selectors.summary_list(project=self.kwargs["pk"])

@@ -5,6 +5,7 @@ from typing import cast
 from rest_framework import generics
 
 from common import selectors, services
+from common.access import Operation, ProjectAccess, task_list_visible
 from common.cache import CachedListMixin
 from common.filters import TaskFilter
 from common.pagination import PageNumberPagination
@@ -12,14 +13,16 @@ from common.serializers import TaskSerializer
 
 
 class TaskList(CachedListMixin, generics.ListCreateAPIView):
-    """Tasks: a cached, filtered page of them, or a new one."""
+    """The tasks of the caller's projects: a cached, filtered page of them, or a new one."""
 
     cache_resource = "tasks"
     serializer_class = TaskSerializer
     filterset_class = TaskFilter
+    # The project comes with the body: its field and task_create check it (documents the 403).
+    operations = {"GET": Operation.READ, "POST": Operation.WRITE_TASKS}
 
     def get_queryset(self):
-        return selectors.task_list()
+        return task_list_visible(self.request.user, selectors.task_list())
 
     def render_list(self, request) -> bytes:
         paginator = cast(PageNumberPagination, self.paginator)
@@ -33,12 +36,19 @@ class TaskList(CachedListMixin, generics.ListCreateAPIView):
 
 
 class TaskDetail(generics.RetrieveUpdateDestroyAPIView):
-    """One task."""
+    """One task of the caller's projects; a move needs both projects' member role."""
 
     serializer_class = TaskSerializer
+    permission_classes = [*generics.GenericAPIView.permission_classes, ProjectAccess]
+    operations = {
+        "GET": Operation.READ,
+        "PUT": Operation.WRITE_TASKS,
+        "PATCH": Operation.WRITE_TASKS,
+        "DELETE": Operation.WRITE_TASKS,
+    }
 
     def get_queryset(self):
-        return selectors.task_list()
+        return task_list_visible(self.request.user, selectors.task_list())
 
     def perform_update(self, serializer):
         serializer.instance = services.task_update(

@@ -45,14 +45,19 @@ def _api_gateway_host(settings):
 
 
 @pytest.fixture
-def bearer():
-    return {"authorization": f"Bearer {AccessToken.for_user(UserFactory(username='alice'))}"}
+def alice():
+    return UserFactory(username="alice")
+
+
+@pytest.fixture
+def bearer(alice):
+    return {"authorization": f"Bearer {AccessToken.for_user(alice)}"}
 
 
 @pytest.mark.parametrize("kind", EVENT_KINDS)
 @pytest.mark.parametrize("function", OWN_LIST)
-def test_a_function_answers_its_own_list_and_health(function, kind, bearer):
-    task = TaskFactory()
+def test_a_function_answers_its_own_list_and_health(function, kind, bearer, alice):
+    task = TaskFactory(project__owner=alice)
     make = EVENT_KINDS[kind]
 
     status, body = call(
@@ -91,9 +96,9 @@ def test_a_write_through_each_event_kind_reads_its_json_body(kind, bearer):
 
 
 @pytest.mark.parametrize("kind", EVENT_KINDS)
-def test_query_strings_reach_the_filters(kind, bearer):
-    TaskFactory(status="completed")
-    TaskFactory(status="pending")
+def test_query_strings_reach_the_filters(kind, bearer, alice):
+    TaskFactory(project__owner=alice, status="completed")
+    TaskFactory(project__owner=alice, status="pending")
 
     status, body = call(
         "tasks", EVENT_KINDS[kind]("GET", "/tasks/", query="status=completed", headers=bearer)

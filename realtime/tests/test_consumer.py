@@ -106,7 +106,7 @@ async def test_a_foreign_origin_is_refused_and_an_allowed_one_accepted(applicati
 
 
 async def test_task_and_comment_writes_arrive_as_events_in_order(connect, user):
-    project = await in_thread(ProjectFactory)()
+    project = await in_thread(ProjectFactory)(owner=user)
     socket = await connect()
 
     task = await in_thread(create_task)(project, "Write", actor=user)

@@ -117,7 +117,7 @@ async def _next_event(ws) -> dict:
 
 
 async def test_http_writes_in_function_processes_reach_a_websocket_client(servers, token):
-    project = await database_sync_to_async(ProjectFactory)()
+    project = await database_sync_to_async(ProjectFactory)(owner__username="alice")
     headers = {"Authorization": f"Bearer {token}"}
     ws_url = f"ws://127.0.0.1:{servers['realtime']}/ws/notifications/?token={token}"
     tasks = f"http://127.0.0.1:{servers['tasks']}/tasks/"
@@ -152,7 +152,7 @@ async def test_http_writes_in_function_processes_reach_a_websocket_client(server
 
 
 async def test_fifty_concurrent_writes_in_one_project_arrive_once_each_in_seq_order(servers, token):
-    project = await database_sync_to_async(ProjectFactory)()
+    project = await database_sync_to_async(ProjectFactory)(owner__username="alice")
     headers = {"Authorization": f"Bearer {token}"}
     ws_url = f"ws://127.0.0.1:{servers['realtime']}/ws/notifications/?token={token}&projects={project.id}"
     function_urls = [f"http://127.0.0.1:{servers[name]}/tasks/" for name in ("tasks", "tasks2")]

@@ -26,12 +26,14 @@ class LambdaContext:
     aws_request_id = "req-1"
 
 
-def project_body(project: Project) -> dict:
+def project_body(project: Project, role: str = "owner") -> dict:
+    """The project as a caller with `role` in it reads it."""
     return {
         "id": project.id,
         "name": project.name,
         "description": project.description,
         "owner": project.owner.username if project.owner else None,
+        "role": role,
         "created_at": iso(project.created_at),
         "updated_at": iso(project.updated_at),
     }
@@ -139,9 +141,14 @@ class ProjectCreateTests(APITest):
 @urls
 class ProjectReadTests(APITest):
     def test_the_list_is_a_page_of_projects_by_id(self):
-        projects = [ProjectFactory(owner=self.user), ProjectFactory(owner=None), ProjectFactory()]
+        projects = [
+            ProjectFactory(owner=self.user),
+            ProjectFactory(owner=None, members=[self.user]),
+            ProjectFactory(members=[(self.user, "viewer")]),
+        ]
+        ProjectFactory()  # not alice's: not listed, not counted
 
-        with self.assertNumQueries(3):  # the caller, the count, the page (owners joined)
+        with self.assertNumQueries(3):  # the caller, the count, the page (owners, roles joined)
             response = self.client.get("/projects/")
 
         self.assertEqual(response.status_code, 200)
@@ -151,12 +158,16 @@ class ProjectReadTests(APITest):
                 "count": 3,
                 "next": None,
                 "previous": None,
-                "results": [project_body(p) for p in projects],
+                "results": [
+                    project_body(projects[0], "owner"),
+                    project_body(projects[1], "member"),
+                    project_body(projects[2], "viewer"),
+                ],
             },
         )
 
     def test_list_query_count_does_not_grow_with_the_page(self):
-        ProjectFactory.create_batch(40)
+        ProjectFactory.create_batch(40, owner=self.user)
 
         with self.assertNumQueries(3):
             response = self.client.get("/projects/")
@@ -164,7 +175,7 @@ class ProjectReadTests(APITest):
         self.assertEqual(len(response.json()["results"]), 40)
 
     def test_pages_link_to_each_other_and_page_size_is_clamped_at_200(self):
-        ProjectFactory.create_batch(5)
+        ProjectFactory.create_batch(5, owner=self.user)
 
         page = self.client.get("/projects/?page=2&page_size=2").json()
         self.assertEqual(page["count"], 5)
@@ -172,7 +183,7 @@ class ProjectReadTests(APITest):
         self.assertEqual(page["next"], "http://testserver/projects/?page=3&page_size=2")
         self.assertEqual(page["previous"], "http://testserver/projects/?page_size=2")
 
-        ProjectFactory.create_batch(250)
+        ProjectFactory.create_batch(250, owner=self.user)
         self.assertEqual(len(self.client.get("/projects/?page_size=1000").json()["results"]), 200)
         self.assertEqual(len(self.client.get("/projects/").json()["results"]), 50)
 
@@ -183,16 +194,20 @@ class ProjectReadTests(APITest):
         self.assertEqual(response.json(), {"detail": "Invalid page."})
 
     def test_search_matches_name_or_description_case_insensitively(self):
-        apollo = ProjectFactory(name="Apollo")
-        gemini = ProjectFactory(name="Gemini", description="before APOLLO")
-        ProjectFactory(name="Mercury")
+        apollo = ProjectFactory(owner=self.user, name="Apollo")
+        gemini = ProjectFactory(owner=self.user, name="Gemini", description="before APOLLO")
+        ProjectFactory(owner=self.user, name="Mercury")
 
         response = self.client.get("/projects/?search=apollo")
 
         self.assertEqual([p["id"] for p in response.json()["results"]], [apollo.id, gemini.id])
 
     def test_ordering_by_each_allowed_field(self):
-        b, a, c = ProjectFactory(name="b"), ProjectFactory(name="a"), ProjectFactory(name="c")
+        b, a, c = (
+            ProjectFactory(owner=self.user, name="b"),
+            ProjectFactory(owner=self.user, name="a"),
+            ProjectFactory(owner=self.user, name="c"),
+        )
 
         for ordering, expected in {
             "name": [a, b, c],
@@ -214,7 +229,7 @@ class ProjectReadTests(APITest):
         self.assertIn("ordering", response.json())
 
     def test_retrieving_a_project(self):
-        project = ProjectFactory(description="desc")
+        project = ProjectFactory(owner=self.user, description="desc")
 
         response = self.client.get(f"/projects/{project.id}/")
 
@@ -232,7 +247,7 @@ class ProjectReadTests(APITest):
 @urls
 class ProjectWriteTests(APITest):
     def test_put_replaces_the_writable_fields(self):
-        project = ProjectFactory(name="Old", description="old")
+        project = ProjectFactory(owner=self.user, name="Old", description="old")
 
         response = self.client.put(f"/projects/{project.id}/", {"name": "New"}, format="json")
 
@@ -242,7 +257,7 @@ class ProjectWriteTests(APITest):
         self.assertEqual(response.json(), project_body(project))
 
     def test_put_without_a_name_is_a_400(self):
-        project = ProjectFactory(name="Old")
+        project = ProjectFactory(owner=self.user, name="Old")
 
         response = self.client.put(f"/projects/{project.id}/", {"description": "d"}, format="json")
 
@@ -252,7 +267,7 @@ class ProjectWriteTests(APITest):
         self.assertEqual(project.description, "")
 
     def test_patch_changes_only_what_it_names(self):
-        project = ProjectFactory(name="Keep", description="old")
+        project = ProjectFactory(owner=self.user, name="Keep", description="old")
 
         response = self.client.patch(
             f"/projects/{project.id}/", {"description": "new"}, format="json"
@@ -270,7 +285,7 @@ class ProjectWriteTests(APITest):
                 self.assertEqual(response.status_code, 404)
 
     def test_deleting_a_project_deletes_its_tasks_and_their_comments(self):
-        project = ProjectFactory()
+        project = ProjectFactory(owner=self.user)
         task = TaskFactory(project=project)
         CommentFactory.create_batch(2, task=task)
         kept = CommentFactory()
@@ -284,7 +299,7 @@ class ProjectWriteTests(APITest):
         self.assertEqual(list(Comment.objects.all()), [kept])
 
     def test_a_method_the_resource_does_not_have_is_a_405(self):
-        project = ProjectFactory()
+        project = ProjectFactory(owner=self.user)
 
         response = self.client.post(f"/projects/{project.id}/", {"name": "x"}, format="json")
 
@@ -295,7 +310,7 @@ class ProjectWriteTests(APITest):
 @urls
 class ProjectSummaryTests(APITest):
     def test_a_project_without_reports_has_an_empty_page(self):
-        project = ProjectFactory()
+        project = ProjectFactory(owner=self.user)
 
         response = self.client.get(f"/projects/{project.id}/summaries/")
 
@@ -305,7 +320,7 @@ class ProjectSummaryTests(APITest):
         )
 
     def test_reports_are_listed_newest_first_with_every_field(self):
-        project = ProjectFactory()
+        project = ProjectFactory(owner=self.user)
         older = SummaryReportFactory(
             project=project, date="2026-01-01", total=3, pending=2, completed=1
         )
@@ -346,7 +361,7 @@ class ProjectSummaryTests(APITest):
 @urls
 class ProjectAuthTests(APITest):
     def test_every_project_endpoint_needs_a_valid_token(self):
-        project = ProjectFactory()
+        project = ProjectFactory(owner=self.user)
         expired = AccessToken.for_user(self.user)
         expired.set_exp(lifetime=-timedelta(seconds=1))
         for header in [

@@ -34,7 +34,7 @@ def task_body(task: Task) -> dict:
 class TaskCreateTests(APITest):
     def setUp(self):
         super().setUp()
-        self.project = ProjectFactory()
+        self.project = ProjectFactory(owner=self.user)
 
     def post(self, **fields):
         body = {
@@ -150,9 +150,9 @@ class TaskCreateTests(APITest):
 @urls
 class TaskUpdateTests(APITest):
     def test_put_replaces_the_task(self):
-        task = TaskFactory(description="old")
-        other = ProjectFactory()
+        task = TaskFactory(project__owner=self.user, description="old")
         bob = UserFactory(username="bob")
+        other = ProjectFactory(owner=self.user, members=[bob])
 
         response = self.client.put(
             f"/tasks/{task.id}/",
@@ -175,7 +175,7 @@ class TaskUpdateTests(APITest):
         )
 
     def test_patch_changes_only_what_it_names(self):
-        task = TaskFactory(title="Keep", assignee=self.user)
+        task = TaskFactory(project__owner=self.user, title="Keep", assignee=self.user)
 
         response = self.client.patch(f"/tasks/{task.id}/", {"assignee": None}, format="json")
 
@@ -183,7 +183,7 @@ class TaskUpdateTests(APITest):
         self.assertEqual((response.json()["title"], response.json()["assignee"]), ("Keep", None))
 
     def test_completing_a_task_sets_completed_at_and_reopening_clears_it(self):
-        task = TaskFactory()
+        task = TaskFactory(project__owner=self.user)
 
         completed = self.client.patch(
             f"/tasks/{task.id}/", {"status": "completed"}, format="json"
@@ -201,7 +201,7 @@ class TaskUpdateTests(APITest):
 
     def test_changing_the_due_date_re_arms_the_reminder(self):
         sent = timezone.now()
-        task = TaskFactory(reminder_sent_at=sent)
+        task = TaskFactory(project__owner=self.user, reminder_sent_at=sent)
 
         same = self.client.patch(
             f"/tasks/{task.id}/", {"due_date": iso(task.due_date)}, format="json"
@@ -214,7 +214,7 @@ class TaskUpdateTests(APITest):
         self.assertIsNone(moved["reminder_sent_at"])
 
     def test_an_invalid_update_changes_nothing(self):
-        task = TaskFactory(title="Keep")
+        task = TaskFactory(project__owner=self.user, title="Keep")
 
         response = self.client.patch(
             f"/tasks/{task.id}/", {"title": "", "status": "nope"}, format="json"
@@ -226,7 +226,7 @@ class TaskUpdateTests(APITest):
         self.assertEqual(task.title, "Keep")
 
     def test_deleting_a_task_deletes_its_comments(self):
-        task = TaskFactory()
+        task = TaskFactory(project__owner=self.user)
         CommentFactory(task=task)
 
         response = self.client.delete(f"/tasks/{task.id}/")
@@ -242,7 +242,7 @@ class TaskUpdateTests(APITest):
                 self.assertEqual(response.json(), {"detail": "No Task matches the given query."})
 
     def test_unauthenticated_requests_are_401(self):
-        task = TaskFactory()
+        task = TaskFactory(project__owner=self.user)
         self.client.credentials()
         for method, path in [
             ("get", "/tasks/"),
@@ -263,7 +263,12 @@ class TaskListTests(APITest):
         return [task["id"] for task in response.json()["results"]]
 
     def test_the_list_is_a_page_of_whole_tasks_by_id(self):
-        tasks = [TaskFactory(assignee=self.user), TaskFactory(), TaskFactory(status="completed")]
+        tasks = [
+            TaskFactory(project__owner=self.user, assignee=self.user),
+            TaskFactory(project__members=[(self.user, "viewer")]),
+            TaskFactory(project__owner=self.user, status="completed"),
+        ]
+        TaskFactory()  # of a project alice is not in: neither listed nor counted
 
         with self.assertNumQueries(3):  # the caller, the count, the page (assignees joined)
             response = self.client.get("/tasks/")
@@ -274,14 +279,14 @@ class TaskListTests(APITest):
         )
 
     def test_list_query_count_does_not_grow_with_the_page(self):
-        for task in TaskFactory.create_batch(30, assignee=UserFactory()):
+        for task in TaskFactory.create_batch(30, project__owner=self.user, assignee=UserFactory()):
             CommentFactory(task=task)
 
         with self.assertNumQueries(3):
             self.client.get("/tasks/")
 
     def test_comment_count_counts_each_tasks_comments(self):
-        task = TaskFactory()
+        task = TaskFactory(project__owner=self.user)
 
         comment_create(actor=None, task=task, author="a", content="one")
         comment_create(actor=None, task=task, author="a", content="two")
@@ -289,27 +294,30 @@ class TaskListTests(APITest):
         self.assertEqual(self.client.get(f"/tasks/{task.id}/").json()["comment_count"], 2)
 
     def test_filter_by_project(self):
-        task = TaskFactory()
-        TaskFactory()
+        task = TaskFactory(project__owner=self.user)
+        TaskFactory(project__owner=self.user)
 
         self.assertEqual(self.ids(f"?project={task.project_id}"), [task.id])
 
     def test_filter_by_status(self):
-        TaskFactory()
-        done = TaskFactory(status="completed")
+        TaskFactory(project__owner=self.user)
+        done = TaskFactory(project__owner=self.user, status="completed")
 
         self.assertEqual(self.ids("?status=completed"), [done.id])
 
     def test_filter_by_assignee_username(self):
-        mine = TaskFactory(assignee=self.user)
-        TaskFactory(assignee=UserFactory())
-        TaskFactory()
+        mine = TaskFactory(project__owner=self.user, assignee=self.user)
+        TaskFactory(project__owner=self.user, assignee=UserFactory())
+        TaskFactory(project__owner=self.user)
 
         self.assertEqual(self.ids("?assignee=alice"), [mine.id])
 
     def test_filter_by_due_window(self):
         base = datetime(2030, 1, 1, tzinfo=UTC)
-        early, middle, late = (TaskFactory(due_date=base + timedelta(days=n)) for n in (0, 1, 2))
+        early, middle, late = (
+            TaskFactory(project__owner=self.user, due_date=base + timedelta(days=n))
+            for n in (0, 1, 2)
+        )
 
         self.assertEqual(self.ids("?due_before=2030-01-02T00:00:00Z"), [early.id])
         self.assertEqual(self.ids("?due_after=2030-01-02T00:00:00Z"), [late.id])
@@ -318,17 +326,21 @@ class TaskListTests(APITest):
         )
 
     def test_search_matches_title_or_description(self):
-        by_title = TaskFactory(title="Fix the Router")
-        by_description = TaskFactory(description="router is down")
-        TaskFactory(title="Other")
+        by_title = TaskFactory(project__owner=self.user, title="Fix the Router")
+        by_description = TaskFactory(project__owner=self.user, description="router is down")
+        TaskFactory(project__owner=self.user, title="Other")
 
         self.assertEqual(self.ids("?search=ROUTER"), [by_title.id, by_description.id])
 
     def test_ordering_by_each_allowed_field_with_id_as_tie_breaker(self):
         base = datetime(2030, 1, 1, tzinfo=UTC)
-        a = TaskFactory(due_date=base + timedelta(days=2), status="pending")
-        b = TaskFactory(due_date=base, status="completed")
-        c = TaskFactory(due_date=base + timedelta(days=1), status="pending")
+        a = TaskFactory(
+            project__owner=self.user, due_date=base + timedelta(days=2), status="pending"
+        )
+        b = TaskFactory(project__owner=self.user, due_date=base, status="completed")
+        c = TaskFactory(
+            project__owner=self.user, due_date=base + timedelta(days=1), status="pending"
+        )
 
         self.assertEqual(self.ids("?ordering=due_date"), [b.id, c.id, a.id])
         self.assertEqual(self.ids("?ordering=-due_date"), [a.id, c.id, b.id])
@@ -338,10 +350,10 @@ class TaskListTests(APITest):
         self.assertEqual(self.ids("?ordering=-updated_at"), [c.id, b.id, a.id])
 
     def test_filters_combine(self):
-        project = ProjectFactory()
+        project = ProjectFactory(owner=self.user)
         hit = TaskFactory(project=project, status="in_progress", title="alpha")
         TaskFactory(project=project, status="pending", title="alpha")
-        TaskFactory(status="in_progress", title="alpha")
+        TaskFactory(project__owner=self.user, status="in_progress", title="alpha")
 
         self.assertEqual(self.ids(f"?project={project.id}&status=in_progress&search=alp"), [hit.id])
 
@@ -367,7 +379,7 @@ class TaskListTests(APITest):
                 self.assertEqual(list(response.json()), [field])
 
     def test_pagination_clamps_page_size(self):
-        TaskFactory.create_batch(3)
+        TaskFactory.create_batch(3, project__owner=self.user)
 
         page = self.client.get("/tasks/?page_size=2").json()
 
