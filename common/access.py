@@ -85,6 +85,11 @@ def task_list_visible(
     return tasks.filter(project_id__in=_project_ids(user))
 
 
+def membership_roles(user: AbstractBaseUser) -> dict[int, str]:
+    """Every project `user` is a member of, with the role: what the list cache keys pages by."""
+    return dict(Membership.objects.filter(user_id=user.pk).values_list("project_id", "role"))
+
+
 def role_of(*, user: AbstractBaseUser | None, project_id: int) -> str | None:
     """`user`'s role in the project, None when not a member."""
     if user is None or not user.is_authenticated:

@@ -23,6 +23,7 @@ from common.cache.keys import (
     list_parameters,
     page_name,
     page_versions,
+    reader_audience,
     version_name,
 )
 from common.cache.pages import unpack_page
@@ -58,13 +59,16 @@ class CachedListFrontend:
         project, canonical = query
         names = page_versions(resource, project)
         try:
-            *found, active = await redis.get_many_async(
+            *found, memberships = await redis.get_many_async(
                 [*map(version_name, names), active_user_name(user_id)]
             )
-            if None in found or active is None:  # a version not started, or a user not vouched for
+            if None in found or memberships is None:  # a version not started, or a user not
+                return None  # vouched for lately: Django answers, and vouches with memberships
+            audience = reader_audience(resource, project, memberships)
+            if audience is None:  # a project the reader is not a member of: Django says 400
                 return None
             versions = {name: int(raw or 0) for name, raw in zip(names, found, strict=True)}
-            name = page_name(resource, versions, scheme_host + scope["path"], canonical, user_id)
+            name = page_name(resource, versions, scheme_host + scope["path"], canonical, audience)
             [raw_page] = await redis.get_many_async([name])
         except CacheDown:
             return None  # Django answers it

@@ -6,6 +6,7 @@ list understands, in sorted order, each with the value the list reads: the last 
 Parameters the list ignores leave the name, and the page, unchanged.
 """
 
+import functools
 import hashlib
 
 from django.http import QueryDict
@@ -41,13 +42,36 @@ def version_name(name: str) -> str:
 
 
 def page_name(
-    resource: str, versions: dict[str, int], base_url: str, query: str, reader: str
+    resource: str, versions: dict[str, int], base_url: str, query: str, audience: str
 ) -> str:
-    """`reader` is the caller's user id: until pages are shared by what their readers may see,
-    each user's pages are their own (lists show only the caller's projects and role)."""
-    digest = hashlib.blake2b(f"{base_url}?{query}".encode(), digest_size=16).hexdigest()
+    """`audience`: who may share the page (reader_audience)."""
+    digest = hashlib.blake2b(f"{base_url}?{query}|{audience}".encode(), digest_size=16).hexdigest()
     stamp = ".".join(str(versions[name]) for name in sorted(versions))
-    return f"page:{resource}:{stamp}:u{reader}:{digest}"
+    return f"page:{resource}:{stamp}:{digest}"
+
+
+def memberships_value(memberships: dict[int, str]) -> bytes:
+    """A reader's memberships as the hit path reads them: `5:owner,9:viewer`, by project id."""
+    return ",".join(f"{project}:{role}" for project, role in sorted(memberships.items())).encode()
+
+
+@functools.lru_cache(maxsize=4096)  # bounded; the same readers come back
+def reader_audience(resource: str, project: str | None, memberships: bytes) -> str | None:
+    """Which readers share this reader's page of `resource`, or None: they may not see it.
+
+    A page shows only rows of projects its reader is a member of (and, for projects, the
+    reader's role in each). So a task page of one project (`?project=ID`) is shared by every
+    member of it; an unfiltered task page by every reader of the same projects; a project page
+    by every reader with the same roles in the same projects.
+    """
+    roles = dict(item.split(":", 1) for item in memberships.decode().split(",") if item)
+    if resource == "tasks" and project:
+        if not (project.isascii() and project.isdigit()) or str(int(project)) not in roles:
+            return None  # not theirs (or not a project): Django answers, a 400
+        return f"project:{int(project)}"
+    if resource == "tasks":
+        return "projects:" + ",".join(roles)
+    return "roles:" + memberships.decode()
 
 
 def lock_name(page: str) -> str:
@@ -55,5 +79,6 @@ def lock_name(page: str) -> str:
 
 
 def active_user_name(user_id) -> str:
-    """Present while the hit path may serve this user (set by Django after it authenticated)."""
+    """Present while the hit path may serve this user, holding the user's memberships
+    (memberships_value): set by Django after it authenticated the user and read them."""
     return f"user-active:{user_id}"

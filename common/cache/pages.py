@@ -21,8 +21,10 @@ from common.cache.keys import (
     active_user_name,
     canonical_query,
     lock_name,
+    memberships_value,
     page_name,
     page_versions,
+    reader_audience,
     register_list,
 )
 from common.cache.store import CacheDown, cache_skipped, now_us, store
@@ -46,21 +48,24 @@ def unpack_page(raw: bytes | None) -> bytes | None:
     return page if page_is_fresh(int(built_at)) else None
 
 
-def request_page_name(request: HttpRequest, resource: str, versions: dict[str, int]) -> str:
+def request_page_name(
+    request: HttpRequest, resource: str, versions: dict[str, int], audience: str
+) -> str:
     base_url = request.build_absolute_uri(request.path)
     query = request.META.get("QUERY_STRING", "")
-    return page_name(resource, versions, base_url, query, str(request.user.pk))
+    return page_name(resource, versions, base_url, query, audience)
 
 
 def cached_page(
-    request: HttpRequest, resource: str, build: Callable[[], bytes]
+    request: HttpRequest, resource: str, audience: str | None, build: Callable[[], bytes]
 ) -> tuple[bytes, bool]:
     """The page's bytes and whether they came from the cache.
 
-    `request`'s query is already canonical (CachedListMixin). A miss builds under a short lock,
-    so a burst of misses on one page costs one query.
+    `request`'s query is already canonical (CachedListMixin); `audience` says who shares the
+    page (keys.reader_audience), None for a page no cached one may answer. A miss builds under
+    a short lock, so a burst of misses on one page costs one query.
     """
-    if cache_skipped():
+    if cache_skipped() or audience is None:
         return build(), False
     try:
         retry_pending()  # a bump this process could not record goes first
@@ -68,8 +73,8 @@ def cached_page(
     except CacheDown:
         return build(), False
     if None in versions.values():
-        return _build_first(request, resource, versions, build), False
-    name = request_page_name(request, resource, cast(dict[str, int], versions))
+        return _build_first(request, resource, versions, audience, build), False
+    name = request_page_name(request, resource, cast(dict[str, int], versions), audience)
     try:
         if (page := unpack_page(store().get_many([name])[0])) is not None:
             return page, True
@@ -89,7 +94,9 @@ def cached_page(
     return page, False
 
 
-def _build_first(request, resource: str, versions: dict, build: Callable[[], bytes]) -> bytes:
+def _build_first(
+    request, resource: str, versions: dict, audience: str, build: Callable[[], bytes]
+) -> bytes:
     # A version is created only once a page that depends on it was built: a request that
     # fails (an unknown ?project=, a bad filter) leaves no key behind.
     built_at = now_us()
@@ -97,7 +104,7 @@ def _build_first(request, resource: str, versions: dict, build: Callable[[], byt
     with contextlib.suppress(CacheDown):
         absent = [name for name, version in versions.items() if version is None]
         if started := start_versions(absent):
-            name = request_page_name(request, resource, {**versions, **started})
+            name = request_page_name(request, resource, {**versions, **started}, audience)
             _store(name, page, built_at)
     return page
 
@@ -157,8 +164,13 @@ class CachedListMixin(_ListView):
         return super().initialize_request(request, *args, **kwargs)
 
     def list(self, request, *args, **kwargs):
-        page, hit = cached_page(request, self.cache_resource, lambda: self.render_list(request))
-        _remember_active(request.user.pk)
+        from common.access import membership_roles
+
+        memberships = memberships_value(membership_roles(request.user))
+        audience = reader_audience(self.cache_resource, request.GET.get("project"), memberships)
+        build = lambda: self.render_list(request)  # noqa: E731
+        page, hit = cached_page(request, self.cache_resource, audience, build)
+        _remember_active(request.user.pk, memberships)
         response = HttpResponse(page, content_type="application/json")
         response["X-Cache"] = "hit" if hit else "miss"
         return response
@@ -168,7 +180,8 @@ class CachedListMixin(_ListView):
         return JSONRenderer().render(super().list(request).data)
 
 
-def _remember_active(user_id) -> None:
+def _remember_active(user_id, memberships: bytes) -> None:
+    """Vouch for the user to the hit path, with the memberships it decides by."""
     with contextlib.suppress(CacheDown):
         if not cache_skipped():
-            store().set(active_user_name(user_id), b"1", ACTIVE_USER_SECONDS)
+            store().set(active_user_name(user_id), memberships, ACTIVE_USER_SECONDS)
