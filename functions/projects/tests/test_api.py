@@ -148,7 +148,7 @@ class ProjectReadTests(APITest):
         ]
         ProjectFactory()  # not alice's: not listed, not counted
 
-        with self.assertNumQueries(3):  # the caller, the count, the page (owners, roles joined)
+        with self.assertNumQueries(4):  # the caller, their memberships, the count, the page
             response = self.client.get("/projects/")
 
         self.assertEqual(response.status_code, 200)
@@ -169,7 +169,7 @@ class ProjectReadTests(APITest):
     def test_list_query_count_does_not_grow_with_the_page(self):
         ProjectFactory.create_batch(40, owner=self.user)
 
-        with self.assertNumQueries(3):
+        with self.assertNumQueries(4):
             response = self.client.get("/projects/")
 
         self.assertEqual(len(response.json()["results"]), 40)

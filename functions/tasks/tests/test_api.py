@@ -270,7 +270,7 @@ class TaskListTests(APITest):
         ]
         TaskFactory()  # of a project alice is not in: neither listed nor counted
 
-        with self.assertNumQueries(3):  # the caller, the count, the page (assignees joined)
+        with self.assertNumQueries(4):  # the caller, their memberships, the count, the page
             response = self.client.get("/tasks/")
 
         self.assertEqual(
@@ -282,7 +282,7 @@ class TaskListTests(APITest):
         for task in TaskFactory.create_batch(30, project__owner=self.user, assignee=UserFactory()):
             CommentFactory(task=task)
 
-        with self.assertNumQueries(3):
+        with self.assertNumQueries(4):
             self.client.get("/tasks/")
 
     def test_comment_count_counts_each_tasks_comments(self):
