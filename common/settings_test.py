@@ -1,5 +1,8 @@
 """Settings for the test suite: the shared settings, on the PostgreSQL of this machine.
 
+The suite serves every function in one process, the admin among them: it runs on the admin's
+settings (functions.admin.settings), which are the shared ones plus what the admin needs.
+
 Every value stays overridable from the environment; only what the suite cannot run without
 get a default here.
 """
@@ -23,8 +26,8 @@ for name in (
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.setdefault("REDIS_PREFIX", f"taskwire-test-{os.getpid()}")
 
-from common.settings import *  # noqa: E402, F403
-from common.settings import DOCS_APPS, INSTALLED_APPS  # noqa: E402
+from functions.admin.settings import *  # noqa: E402, F403
+from functions.admin.settings import DOCS_APPS, INSTALLED_APPS  # noqa: E402
 
 INSTALLED_APPS = INSTALLED_APPS + [app for app in DOCS_APPS if app not in INSTALLED_APPS]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

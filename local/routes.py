@@ -12,6 +12,7 @@ ROUTES: tuple[tuple[str, str], ...] = (
     (r"^/auth/", "auth"),
     (r"^/ws/", "realtime"),
     (r"^/(healthz|readyz)$", "auth"),
+    (r"^/(admin|static/admin)/", "admin"),  # Django's admin, and its own CSS and scripts
     (r"^/(docs|schema|static|local)/", "local"),  # local runs only: docs, outbox, jobs
 )
 

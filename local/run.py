@@ -45,19 +45,24 @@ def _prepare() -> str:
 
 def build_gateway():
     """The gateway app with every function mounted, as the local run serves it."""
+    from django.apps import apps as installed
     from django.conf import settings
 
     from common.asgi import function_application
+    from common.static import StaticFiles
     from functions.auth.handler import application as auth
     from functions.comments.handler import application as comments
     from functions.projects.handler import application as projects
     from functions.tasks.handler import application as tasks
     from local.gateway import Gateway
-    from local.static import StaticFiles
     from realtime.handler import application as realtime
 
     apps = {"projects": projects, "tasks": tasks, "comments": comments, "auth": auth}
     apps["realtime"] = realtime
+    if installed.is_installed("django.contrib.admin"):  # on the admin's settings, as main() runs
+        from functions.admin.handler import application as admin
+
+        apps["admin"] = admin
     if settings.LOCAL_MODE:  # the docs, the outbox and the jobs endpoint: local mode only
         apps["local"] = StaticFiles(function_application("local.urls"))
     return Gateway(apps)
@@ -87,7 +92,9 @@ def main() -> None:
     import uvicorn
 
     os.environ.setdefault("DEBUG", "true")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "common.settings")
+    # Every function in one process, the admin among them: the admin's settings are the shared
+    # ones plus what the admin needs (the API functions answer the same under either).
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "functions.admin.settings")
     mode = _mode()
     for name, value in ses.FAKE_CREDENTIALS.items():  # moto, in-process or a server, takes these
         os.environ.setdefault(name, value)

@@ -39,7 +39,13 @@ COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
 IMAGE = "taskwire:latest"
 APP_SERVICES = {name: s for name, s in SERVICES.items() if s.get("image") == IMAGE}
-HTTP_SERVICES = ("projects", "tasks", "comments", "auth", "realtime")
+HTTP_SERVICES = ("projects", "tasks", "comments", "auth", "realtime", "admin")
+
+
+def _service_env(env: dict, name: str) -> dict:
+    """`env` with what compose sets for this service alone: its settings module."""
+    own = SERVICES[name].get("environment", {}).get("DJANGO_SETTINGS_MODULE")
+    return {**env, "DJANGO_SETTINGS_MODULE": own} if own else env
 
 
 def test_the_compose_file_is_valid_against_the_compose_spec():
@@ -188,7 +194,11 @@ def test_each_app_service_command_answers_here_behind_the_gateway(moto_server, t
     one_shots = {}
     for name in ("migrate", "ses-init"):
         one_shots[name] = subprocess.run(
-            _here(APP_SERVICES[name]["command"]), cwd=ROOT, env=env, capture_output=True, text=True
+            _here(APP_SERVICES[name]["command"]),
+            cwd=ROOT,
+            env=_service_env(env, name),
+            capture_output=True,
+            text=True,
         )
     # A user, made as an operator would (CONTRACT section 4), hashed as production hashes.
     one_shots["createsuperuser"] = subprocess.run(
@@ -213,7 +223,8 @@ def test_each_app_service_command_answers_here_behind_the_gateway(moto_server, t
         for name in HTTP_SERVICES:
             ports[name] = _free_port()
             log = tmp_path / f"{name}.log"
-            processes.start(_here(APP_SERVICES[name]["command"], ports[name]), env, log)
+            command = _here(APP_SERVICES[name]["command"], ports[name])
+            processes.start(command, _service_env(env, name), log)
         for name in HTTP_SERVICES:
             url = f"http://127.0.0.1:{ports[name]}/healthz"
             log = tmp_path / f"{name}.log"
@@ -286,3 +297,19 @@ def _through_the_gateway(gateway: str) -> None:
         assert page["next"].startswith(f"http://{gateway}/projects/")  # the Host, port and all
         with pytest.raises(InvalidStatus):  # as the local gateway: websockets to realtime only
             connect(f"ws://{gateway}/projects/?token={token.json()['access']}")
+    _sign_in_to_the_admin(gateway)
+
+
+def _sign_in_to_the_admin(gateway: str) -> None:
+    """The operator signs in to the admin through the gateway, CSRF and session cookies and all,
+    and its stylesheet comes from the admin function."""
+    with httpx.Client(base_url=f"http://{gateway}") as client:
+        assert client.get("/static/admin/css/base.css").status_code == 200
+        login = client.get("/admin/login/")
+        assert login.status_code == 200, login.text
+        form = {"username": "ops", "password": "ops-pass-1", "next": "/admin/"}
+        form["csrfmiddlewaretoken"] = client.cookies["csrftoken"]
+        signed_in = client.post("/admin/login/", data=form, headers={"Referer": str(login.url)})
+        assert (signed_in.status_code, signed_in.headers["location"]) == (302, "/admin/")
+        index = client.get("/admin/")
+        assert index.status_code == 200 and "Taskwire admin" in index.text

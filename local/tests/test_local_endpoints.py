@@ -139,7 +139,7 @@ class EmbeddedRunStaticAndDocsTests(SimpleTestCase):
 
     def setUp(self):
         from common.asgi import function_application
-        from local.static import StaticFiles
+        from common.static import StaticFiles
 
         app = StaticFiles(function_application("local.urls"))
         self.client = httpx.AsyncClient(

@@ -1,10 +1,8 @@
-"""The static files of the local run's API docs, answering JSON for anything it cannot serve."""
+"""Static files (the local docs', the admin's), answering JSON for anything it cannot serve."""
 
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.core.exceptions import SuspiciousFileOperation
 from django.http import Http404
-
-from common.errors import not_found
 
 
 class StaticFiles(ASGIStaticFilesHandler):
@@ -15,4 +13,6 @@ class StaticFiles(ASGIStaticFilesHandler):
         try:
             return super().serve(request)
         except (Http404, SuspiciousFileOperation):
+            from common.errors import not_found  # DRF's: this module loads before Django setup
+
             return not_found(request)
