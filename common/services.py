@@ -1,4 +1,4 @@
-"""Writes: every change to projects, tasks and comments goes through one of these functions.
+"""Writes: every change to users, projects, tasks and comments goes through one of these functions.
 
 Each runs in one transaction and ends with one `publish`, so a write and its event happen whole
 or not at all. `actor` is the user making the change (None for the system).
@@ -17,11 +17,38 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from common import effects
 from common.events import EventType, publish
 from common.models import Comment, Project, Task
 from common.serializers import CommentSerializer, ProjectSerializer, TaskSerializer
 
 Actor = AbstractBaseUser | None
+
+
+@transaction.atomic
+def user_update(*, user: AbstractBaseUser, **changes: Any) -> AbstractBaseUser:
+    """Change a user's fields. Every list shows usernames; a deactivated user is refused at once,
+    the cache's hit path in front of Django included."""
+    for field, value in changes.items():
+        setattr(user, field, value)
+    user.save(update_fields=list(changes))
+    effects.on_commit(
+        versions=["users"] if "username" in changes else [],
+        users_gone=[user.pk] if changes.get("is_active") is False else [],
+    )
+    return user
+
+
+def user_deactivate(*, user: AbstractBaseUser) -> AbstractBaseUser:
+    return user_update(user=user, is_active=False)
+
+
+@transaction.atomic
+def user_delete(*, user: AbstractBaseUser) -> None:
+    """Delete a user: their projects lose their owner and their tasks their assignee."""
+    user_id = user.pk
+    user.delete()
+    effects.on_commit(versions=["users"], users_gone=[user_id])
 
 
 @transaction.atomic
@@ -82,6 +109,7 @@ def task_update(*, actor: Actor, task: Task, **changes: Any) -> Task:
     """Apply `changes` to the task. A task moved to another project is announced there."""
     moved_to = changes.get("project")
     task = _locked_task(task, *([moved_to.pk] if moved_to else []))
+    project_before = task.project_id
     was_completed = task.status == Task.Status.COMPLETED
     if "due_date" in changes and changes["due_date"] != task.due_date:
         task.reminder_sent_at = None  # a new due date deserves its own reminder
@@ -89,7 +117,7 @@ def task_update(*, actor: Actor, task: Task, **changes: Any) -> Task:
         setattr(task, field, value)
     _track_completion(task, was_completed=was_completed)
     task.save()
-    _publish_task(EventType.TASK_UPDATED, task, actor)
+    _publish_task(EventType.TASK_UPDATED, task, actor, moved_from=project_before)
     return task
 
 
@@ -99,6 +127,21 @@ def task_delete(*, actor: Actor, task: Task) -> None:
     data = {"id": task.id, "project": task.project_id}
     task.delete()
     publish(type=EventType.TASK_DELETED, project_id=data["project"], data=data, actor=actor)
+
+
+@transaction.atomic
+def task_mark_reminded(*, task: Task, due_date: datetime, sent_at: datetime) -> Task | None:
+    """Record that the reminder for the task's `due_date` went out, announced as `task.updated`.
+
+    None, and nothing changes, when the task has another due date by now (it was re-armed).
+    """
+    task = _locked_task(task)
+    if task.due_date != due_date:
+        return None
+    task.reminder_sent_at = sent_at
+    task.save(update_fields=["reminder_sent_at"])  # not updated_at: nobody edited the task
+    _publish_task(EventType.TASK_UPDATED, task, None)
+    return task
 
 
 @transaction.atomic
@@ -131,8 +174,11 @@ def _publish_project(type: EventType, project: Project, actor: Actor) -> None:
     publish(type=type, project_id=project.id, data=data, actor=actor)
 
 
-def _publish_task(type: EventType, task: Task, actor: Actor) -> None:
-    publish(type=type, project_id=task.project_id, data=TaskSerializer(task).data, actor=actor)
+def _publish_task(
+    type: EventType, task: Task, actor: Actor, *, moved_from: int | None = None
+) -> None:
+    data = TaskSerializer(task).data
+    publish(type=type, project_id=task.project_id, data=data, actor=actor, moved_from=moved_from)
 
 
 def _track_completion(task: Task, *, was_completed: bool) -> None:

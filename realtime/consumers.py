@@ -1,6 +1,7 @@
 """The /ws/notifications/ consumer: committed events, per project in `seq` order, resumable.
 
-Live events come from the channel layer, best effort and possibly out of order across writers.
+Live events come from this process's hub (realtime.fanout), best effort and possibly out of
+order across writers; each socket handles its own in its own task, in arrival order.
 The event log fills every gap: a project's events are sent strictly in `seq` order, each once,
 replayed from the log when a client resumes (`since`) or when a live event skips ahead. Without a
 cursor a client starts with the first event logged after it connected.
@@ -14,15 +15,15 @@ from datetime import UTC, datetime
 
 import redis.exceptions
 from channels.db import database_sync_to_async
-from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.db.models import Max, Min
 from django.utils import timezone
 
-from common.events import ALL_PROJECTS_GROUP, envelope, event_list_after, project_group
+from common.events import envelope, event_list_after
 from common.models import Event, Project
 from realtime.auth import accepted_subprotocol, authenticate
+from realtime.fanout import hub
 from realtime.socket_quota import MAX_PER_USER, RENEW_SECONDS, socket_quota
 from realtime.subscription import SubscriptionError, parse_subscription
 
@@ -33,28 +34,23 @@ CLOSE_BAD_REQUEST = 4400
 CLOSE_TOO_MANY_SOCKETS = 4429
 CLOSE_TRY_AGAIN_LATER = 1013  # RFC 6455: the server cannot serve it now
 
-# Redis (the channel layer, the socket quota) refusing, failing or too slow to answer.
-REDIS_UNAVAILABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, TimeoutError)
+# Redis (the event subscription, the socket quota) refusing, failing or too slow to answer.
+REDIS_UNAVAILABLE = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    TimeoutError,
+    ConnectionError,
+)
 REDIS_WAIT_SECONDS = 5
 
 
 class NotificationConsumer(AsyncJsonWebsocketConsumer):
-    async def __call__(self, scope, receive, send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        except REDIS_UNAVAILABLE as exc:
-            if hasattr(self, "channel_receive"):  # it failed later than making its channel
-                raise
-            # The channel layer could not give this socket a channel: refuse it cleanly.
-            logger.warning("websocket refused, the channel layer is unavailable: %s", exc)
-            await receive()  # the client's websocket.connect
-            await send({"type": "websocket.accept", "subprotocol": accepted_subprotocol(scope)})
-            await send({"type": "websocket.close", "code": CLOSE_TRY_AGAIN_LATER})
-
     async def connect(self) -> None:
         self.connected_at = timezone.now()
         self.last_seq: dict[int, int] = {}
         self.timers: list[asyncio.Task] = []
+        self.inbox: asyncio.Queue[tuple[int, int, str]] = asyncio.Queue()
+        self.joined = False
         self.quota_holder: str | None = None
         self.socket_id = uuid.uuid4().hex
         caller = await authenticate(self.scope)
@@ -72,7 +68,7 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
                 return
             # Subscribed before the handshake completes: a client that writes right after
             # connecting gets the events of its own writes.
-            await self._join_groups()
+            await self._join_hub()
         except REDIS_UNAVAILABLE as exc:
             logger.warning("websocket refused, Redis is unavailable: %s", exc)
             await self._release_place()
@@ -83,6 +79,7 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
             if self.subscription.wants(project_id):
                 await self._resume(project_id, seq)
         self.timers = [
+            asyncio.create_task(self._forward_forever()),  # live events, after the replay
             asyncio.create_task(self._close_at(caller.expires_at)),
             asyncio.create_task(self._ping_forever()),
             asyncio.create_task(self._renew_place_forever()),
@@ -98,16 +95,10 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "error", "detail": detail})
         await self.close(code=code)
 
-    async def websocket_disconnect(self, message: dict) -> None:
-        try:
-            await super().websocket_disconnect(message)
-        except REDIS_UNAVAILABLE as exc:  # leaving the groups failed: the socket is gone anyway
-            logger.warning("websocket left its groups uncleanly, Redis is unavailable: %s", exc)
-            await self.disconnect(message["code"])
-            raise StopConsumer() from exc
-
     async def disconnect(self, code: int) -> None:
-        for timer in self.timers:  # the base class leaves self.groups
+        if self.joined:
+            hub().leave(self)
+        for timer in self.timers:
             timer.cancel()
         await self._release_place()
 
@@ -125,26 +116,22 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         except (ValueError, TypeError, RecursionError):  # not JSON, binary, or nested too deep
             await self.send_json({"type": "error", "detail": "Messages must be JSON text."})
 
-    async def dispatch(self, message: dict) -> None:
-        # Channels closes stale database connections before every handler: a hop to the
-        # database thread per client per event. Live events skip it; they touch the database
-        # only through database_sync_to_async, which does the same itself.
-        if message["type"] == "event.notify":
-            await self.event_notify(message)
-        else:
-            await super().dispatch(message)
+    def offer(self, project_id: int, seq: int, text: str) -> None:
+        """A live event from the hub: queued for this socket's own task (never blocks the hub)."""
+        self.inbox.put_nowait((project_id, seq, text))
 
-    async def event_notify(self, message: dict) -> None:
-        """A live event from the channel layer: its project, seq and encoded envelope."""
-        project_id, seq = message["project"], message["seq"]
-        if not self.subscription.wants(project_id):
-            return
+    async def _forward_forever(self) -> None:
+        while True:
+            await self._forward(*await self.inbox.get())
+
+    async def _forward(self, project_id: int, seq: int, text: str) -> None:
+        """Send a live event in its project's `seq` order, filling a gap from the log first."""
         last = self.last_seq.get(project_id)
         if last is None:  # the project's first event on this socket: start where we connected
             last = self.last_seq[project_id] = await _seq_before(project_id, self.connected_at)
         if seq == last + 1:
             self.last_seq[project_id] = seq
-            await self.send(text_data=message["text"])
+            await self.send(text_data=text)
         elif seq > last + 1:  # an earlier event is late or was lost: the log has it
             await self._send_logged(project_id, after=last)
 
@@ -175,11 +162,11 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
             except REDIS_UNAVAILABLE as exc:  # counted again at the next renewal
                 logger.warning("websocket place not renewed, Redis is unavailable: %s", exc)
 
-    async def _join_groups(self) -> None:
-        projects = self.subscription.projects
-        self.groups = [project_group(p) for p in sorted(projects)] or [ALL_PROJECTS_GROUP]
-        for group in self.groups:
-            await self.channel_layer.group_add(group, self.channel_name)
+    async def _join_hub(self) -> None:
+        # No `projects=`: every project (until memberships say which are the user's).
+        async with asyncio.timeout(REDIS_WAIT_SECONDS):
+            await hub().join(self, self.subscription.projects or None)
+        self.joined = True
 
     async def _resume(self, project_id: int, seq: int) -> None:
         oldest, latest = await _logged_range(project_id)

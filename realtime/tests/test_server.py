@@ -91,7 +91,7 @@ def _production_env(**overrides: str) -> dict[str, str]:
         "ALLOWED_HOSTS": "127.0.0.1",
         "DATABASE_URL": "postgres://{USER}@{HOST}:{PORT}/{NAME}".format(**connection.settings_dict),
         "REDIS_URL": settings.REDIS_URL,
-        "REDIS_PREFIX": settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"],
+        "REDIS_PREFIX": settings.REDIS_PREFIX,
         **overrides,
     }
 
