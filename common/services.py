@@ -9,13 +9,15 @@ concurrent writes wait for each other instead of deadlocking. A row deleted mean
 its model's DoesNotExist, which answers 404.
 """
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
+from django.db.models import F, QuerySet
 from django.utils import timezone
+from rest_framework.serializers import Serializer
 
 from common import effects
 from common.events import EventType, publish
@@ -89,7 +91,7 @@ def task_create(
     status: str = Task.Status.PENDING,
     assignee: AbstractBaseUser | None = None,
 ) -> Task:
-    project = _locked_project(project.pk)
+    _lock_projects(project.pk)
     task = Task(
         project=project,
         title=title,
@@ -149,7 +151,7 @@ def comment_create(*, actor: Actor, task: Task, author: str, content: str) -> Co
     task = _locked_task(task)
     comment = Comment.objects.create(task=task, author=author, content=content)
     Task.objects.filter(pk=task.pk).update(comment_count=F("comment_count") + 1)
-    data = {**CommentSerializer(comment).data, "task_title": task.title}
+    data = {**_representation(CommentSerializer, comment), "task_title": task.title}
     publish(type=EventType.COMMENT_CREATED, project_id=task.project_id, data=data, actor=actor)
     return comment
 
@@ -162,23 +164,75 @@ def _locked_project(project_id: int) -> Project:
 def _locked_task(task: Task, *other_project_ids: int) -> Task:
     """The task, re-read under its lock, after the locks of its project and `other_project_ids`."""
     project_ids = sorted({task.project_id, *other_project_ids})
-    list(Project.objects.filter(pk__in=project_ids).order_by("pk").select_for_update(no_key=True))
-    locked = Task.objects.select_for_update(of=("self",)).select_related("assignee").get(pk=task.pk)
+    _lock_projects(*project_ids)
+    locked = next(iter(Task.objects.raw(*_compiled(_task_lock, task.pk))), None)
+    if locked is None:
+        raise Task.DoesNotExist(f"task {task.pk} is gone")
     if locked.project_id not in project_ids:  # moved since the caller read it: lock that one too
-        _locked_project(locked.project_id)
+        _lock_projects(locked.project_id)
+    if locked.assignee_id == task.assignee_id and Task.assignee.is_cached(task):
+        locked.assignee = task.assignee  # the same user: no query for the representation
     return locked
 
 
+def _lock_projects(*project_ids: int) -> None:
+    """Lock these projects' rows, in the order given (callers give id order: no deadlocks)."""
+    with connection.cursor() as cursor:
+        for project_id in project_ids:
+            cursor.execute(*_compiled(_project_lock, project_id))
+            if cursor.fetchone() is None:
+                raise Project.DoesNotExist(f"project {project_id} is gone")
+
+
+# The two locks of every task write, compiled from querysets once per database rather than on
+# every write (building their SQL cost more than running them). The task's assignee is not
+# joined: a PUT replaces it, and otherwise it loads when the representation needs it.
+def _project_lock(project_id: int) -> QuerySet:
+    projects = Project.objects.filter(pk=project_id).order_by()
+    return projects.select_for_update(no_key=True).values_list("pk")
+
+
+def _task_lock(task_id: int) -> QuerySet:
+    return Task.objects.filter(pk=task_id).order_by().select_for_update(of=("self",))
+
+
+_sql: dict[tuple[str, Callable], str] = {}
+
+
+def _compiled(query: Callable[[int], QuerySet], value: int) -> tuple[str, list[int]]:
+    """`query(value)`'s SQL and parameters, the SQL compiled once per database."""
+    key = (connection.alias, query)
+    if key not in _sql:
+        marker = 987_654_321  # stands for the value while the SQL is compiled
+        sql, params = query(marker).query.sql_with_params()
+        if list(params) != [marker]:
+            raise ValueError(f"{query.__name__} must take exactly one parameter: {params}")
+        _sql[key] = sql
+    return _sql[key], [value]
+
+
 def _publish_project(type: EventType, project: Project, actor: Actor) -> None:
-    data = ProjectSerializer(project).data
+    data = _representation(ProjectSerializer, project)
     publish(type=type, project_id=project.id, data=data, actor=actor)
 
 
 def _publish_task(
     type: EventType, task: Task, actor: Actor, *, moved_from: int | None = None
 ) -> None:
-    data = TaskSerializer(task).data
+    data = _representation(TaskSerializer, task)
     publish(type=type, project_id=task.project_id, data=data, actor=actor, moved_from=moved_from)
+
+
+# One serializer per class, its fields built once: a representation is then only its fields'
+# own work (building a ModelSerializer's fields cost more than rendering the instance).
+_serializers: dict[type, Serializer] = {}
+
+
+def _representation(serializer_class: type[Serializer], instance) -> dict[str, Any]:
+    serializer = _serializers.get(serializer_class)
+    if serializer is None:
+        serializer = _serializers.setdefault(serializer_class, serializer_class())
+    return dict(serializer.to_representation(instance))
 
 
 def _track_completion(task: Task, *, was_completed: bool) -> None:
