@@ -72,14 +72,20 @@ def publish(
     """
     if not connection.in_atomic_block:
         raise RuntimeError("publish() must run inside the write's transaction")
-    event = Event.objects.create(
-        project_id=project_id,
-        seq=_next_seq(project_id),
-        type=type,
-        occurred_at=timezone.now(),
-        actor=actor.get_username() if actor else None,
-        data=data,
-    )
+    now, username = timezone.now(), actor.get_username() if actor else None
+    if connection.vendor == "postgresql":  # the seq and the row in one statement
+        [event] = _log_many_in_one_statement(type, [(project_id, data)], now, username) or [None]
+        if event is None:
+            raise Project.DoesNotExist(f"project {project_id} is gone")
+    else:
+        event = Event.objects.create(
+            project_id=project_id,
+            seq=_next_seq(project_id),
+            type=type,
+            occurred_at=now,
+            actor=username,
+            data=data,
+        )
     projects = [project_id] if moved_from in (None, project_id) else [project_id, moved_from]
     effects.on_commit(events=[event], versions=cache_versions(type, *projects))
     return event

@@ -50,6 +50,8 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         self.last_seq: dict[int, int] = {}
         self.timers: list[asyncio.Task] = []
         self.inbox: asyncio.Queue[tuple[int, int, str]] = asyncio.Queue()
+        self.fanout = hub()  # this loop's, kept: the socket leaves the hub it joined
+        self.quota = socket_quota()
         self.joined = False
         self.quota_holder: str | None = None
         self.socket_id = uuid.uuid4().hex
@@ -97,7 +99,7 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         if self.joined:
-            hub().leave(self)
+            self.fanout.leave(self)
         for timer in self.timers:
             timer.cancel()
         await self._release_place()
@@ -138,7 +140,7 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
     async def _claim_place(self, username: str) -> bool:
         """One of the user's MAX_PER_USER places, across every realtime process."""
         async with asyncio.timeout(REDIS_WAIT_SECONDS):
-            claimed = await socket_quota().claim(username, self.socket_id)
+            claimed = await self.quota.claim(username, self.socket_id)
         if claimed:
             self.quota_holder = username
         return claimed
@@ -149,7 +151,7 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         username, self.quota_holder = self.quota_holder, None
         try:
             async with asyncio.timeout(REDIS_WAIT_SECONDS):
-                await socket_quota().release(username, self.socket_id)
+                await self.quota.release(username, self.socket_id)
         except REDIS_UNAVAILABLE as exc:  # its lease lapses instead
             logger.warning("websocket place not released, Redis is unavailable: %s", exc)
 
@@ -158,14 +160,14 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
             await asyncio.sleep(RENEW_SECONDS)
             try:
                 async with asyncio.timeout(REDIS_WAIT_SECONDS):
-                    await socket_quota().renew(self.quota_holder, self.socket_id)
+                    await self.quota.renew(self.quota_holder, self.socket_id)
             except REDIS_UNAVAILABLE as exc:  # counted again at the next renewal
                 logger.warning("websocket place not renewed, Redis is unavailable: %s", exc)
 
     async def _join_hub(self) -> None:
         # No `projects=`: every project (until memberships say which are the user's).
         async with asyncio.timeout(REDIS_WAIT_SECONDS):
-            await hub().join(self, self.subscription.projects or None)
+            await self.fanout.join(self, self.subscription.projects or None)
         self.joined = True
 
     async def _resume(self, project_id: int, seq: int) -> None:

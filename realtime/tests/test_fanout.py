@@ -104,5 +104,6 @@ async def test_without_redis_events_reach_the_sockets_of_this_process(connect):
             actor=None, project=project, title="local", due_date=timezone.now()
         )
         event = await receive(socket)
+        await socket.disconnect(timeout=TIMEOUT)  # its place is this process's
 
     assert (event["type"], event["data"]["title"]) == ("task.created", "local")
