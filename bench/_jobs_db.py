@@ -25,13 +25,16 @@ USER_PREFIX = "jobs-user-"
 STATEMENT_TIMEOUT_MS = 600_000
 
 # The tasks one reminders run touches, back to their state before it: no reminder rows, and
-# reminder_sent_at NULL again on exactly the tasks that were reminded (each has a reminder row).
+# reminder_sent_at NULL again on exactly the tasks that were reminded (each has a reminder row);
+# and the task.updated events each sent reminder logged, with the projects' seqs.
 RESET_SQL = (
     "UPDATE common_task SET reminder_sent_at = NULL WHERE reminder_sent_at IS NOT NULL "
     "AND id IN (SELECT task_id FROM common_reminder)",
     "DELETE FROM common_reminder",
+    "DELETE FROM common_event",
+    "UPDATE common_project SET event_seq = 0 WHERE event_seq <> 0",
 )
-VACUUM_SQL = "VACUUM common_task, common_reminder"
+VACUUM_SQL = "VACUUM common_task, common_reminder, common_event, common_project"
 # The tasks send_due_reminders should remind at NOW (its own filter), with an assignee email.
 DUE_COUNT_SQL = (
     "SELECT count(*) FROM common_task t JOIN auth_user u ON u.id = t.assignee_id "

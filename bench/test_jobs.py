@@ -16,7 +16,9 @@ def test_jobs_sends_one_email_per_due_task_and_stores_every_summary() -> None:
     assert reminders["errors"] == []
     [check] = reminders["checks"]
     assert set(check["found"].values()) == {50}  # emails, 'sent' rows, marked tasks, returned
-    assert reminders["job_queries"] == [2 + 3 * 50]  # the claim, then lock+read, record, mark
+    # the claim, then per email: lock+read, record, and task_mark_reminded (the project's and
+    # the task's locks, the task's update, its event)
+    assert reminders["job_queries"] == [2 + 6 * 50]
     assert all(ms > 0 for ms in reminders["claim_ms"] + reminders["reference_ms"])
     summaries = result["summaries"]
     assert summaries["errors"] == [] and summaries["projects"] == 10  # counts checked in the child
