@@ -27,11 +27,14 @@ from scheduled.summaries import _store, generate_project_summaries
 NOW = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)  # the jobs' fixed "now"
 USER_PREFIX = "jobs-user-"
 LOCMEM = "django.core.mail.backends.locmem.EmailBackend"
-# A reminders run undone: no reminder rows, reminder_sent_at NULL again on the tasks it reminded.
+# A reminders run undone: no reminder rows, reminder_sent_at NULL again on the tasks it reminded,
+# and none of the task.updated events each sent reminder logged (with the projects' seqs).
 REMINDERS_RESET = (
     "UPDATE common_task SET reminder_sent_at = NULL WHERE reminder_sent_at IS NOT NULL "
     "AND id IN (SELECT task_id FROM common_reminder)",
     "DELETE FROM common_reminder",
+    "DELETE FROM common_event",
+    "UPDATE common_project SET event_seq = 0 WHERE event_seq <> 0",
 )
 SUMMARIES_RESET = (
     "DELETE FROM common_summaryreport",
@@ -127,7 +130,7 @@ def _reset() -> None:
     """Undo a reminders run (REMINDERS_RESET), then vacuum what it left dead."""
     with transaction.atomic():
         _execute(*REMINDERS_RESET)
-    _execute("VACUUM common_task, common_reminder")
+    _execute("VACUUM common_task, common_reminder, common_event, common_project")
 
 
 def _counts() -> dict[str, int]:

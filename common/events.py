@@ -1,12 +1,12 @@
-"""Events: the one publish path from a committed write to /ws/notifications/.
+"""Events: what a write changed, logged in its transaction, and what follows from each after commit.
 
 `publish` appends the event to the log (common.models.Event) inside the write's transaction, with
 the project's next `seq` taken under the project's row lock, so `seq` order is commit order and a
-rolled-back write leaves no event. After commit the event goes to the channel layer; if that fails
-the event is still in the log, and clients get it when they resume or at the next gap.
+rolled-back write leaves no event. Its effects (CACHE_VERSIONS below, the push to the realtime
+service) leave after commit from common.effects; if the push fails the event is still in the log,
+and clients get it when they resume or at the next gap.
 """
 
-import asyncio
 import json
 import logging
 from datetime import datetime, timedelta
@@ -14,17 +14,16 @@ from enum import StrEnum
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
+from common import effects
 from common.models import Event, Project
 
 logger = logging.getLogger(__name__)
 
-ALL_PROJECTS_GROUP = "projects.all"
 RETENTION = timedelta(days=7)
-SEND_TIMEOUT_SECONDS = 2
 
 
 class EventType(StrEnum):
@@ -41,26 +40,65 @@ class EventType(StrEnum):
     MEMBER_REMOVED = "member.removed"
 
 
-def project_group(project_id: int) -> str:
-    """The channel-layer group of one project's events."""
-    return f"project.{project_id}"
+# The list-cache versions (common.cache) each event's commit makes stale; `{project}` is the
+# event's project (and, for a task that moved, the project it left).
+_TASK_LISTS = ("tasks", "tasks:project:{project}")
+CACHE_VERSIONS: dict[EventType, tuple[str, ...]] = {
+    EventType.PROJECT_CREATED: ("projects",),
+    EventType.PROJECT_UPDATED: ("projects",),
+    EventType.PROJECT_DELETED: ("projects", *_TASK_LISTS),  # its tasks leave every list
+    EventType.TASK_CREATED: _TASK_LISTS,
+    EventType.TASK_UPDATED: _TASK_LISTS,
+    EventType.TASK_DELETED: _TASK_LISTS,
+    EventType.COMMENT_CREATED: _TASK_LISTS,  # the task's comment_count
+    EventType.SUMMARY_GENERATED: (),
+    # No page changes; the member's own vouch to the hit path does (publish's readers_changed).
+    EventType.MEMBER_ADDED: (),
+    EventType.MEMBER_UPDATED: (),
+    EventType.MEMBER_REMOVED: (),
+}
+
+
+def cache_versions(type: EventType, *project_ids: int) -> list[str]:
+    """The versions an event of `type` in these projects invalidates."""
+    templates = CACHE_VERSIONS[type]
+    return [name.format(project=pk) for pk in project_ids for name in templates]
 
 
 def publish(
-    *, type: EventType, project_id: int, data: dict[str, Any], actor: AbstractBaseUser | None
+    *,
+    type: EventType,
+    project_id: int,
+    data: dict[str, Any],
+    actor: AbstractBaseUser | None,
+    moved_from: int | None = None,
+    readers_changed: tuple[int, ...] = (),
 ) -> Event:
-    """Log the event in the current transaction; send it to the channel layer after commit."""
+    """Log the event in the current transaction; its effects leave after commit.
+
+    `moved_from`: the project a task left; its lists change too, though the event is not its.
+    `readers_changed`: users whose memberships this write changed: the cache's hit path stops
+    vouching for them until Django has read their memberships again.
+    """
     if not connection.in_atomic_block:
         raise RuntimeError("publish() must run inside the write's transaction")
-    event = Event.objects.create(
-        project_id=project_id,
-        seq=_next_seq(project_id),
-        type=type,
-        occurred_at=timezone.now(),
-        actor=actor.get_username() if actor else None,
-        data=data,
-    )
-    transaction.on_commit(lambda: _send(event), robust=True)
+    now, username = timezone.now(), actor.get_username() if actor else None
+    if connection.vendor == "postgresql":  # the seq and the row in one statement
+        [event] = _log_many_in_one_statement(type, [(project_id, data)], now, username) or [None]
+        if event is None:
+            raise Project.DoesNotExist(f"project {project_id} is gone")
+    else:
+        event = Event.objects.create(
+            project_id=project_id,
+            seq=_next_seq(project_id),
+            type=type,
+            occurred_at=now,
+            actor=username,
+            data=data,
+        )
+    projects = [project_id] if moved_from in (None, project_id) else [project_id, moved_from]
+    versions = cache_versions(type, *projects)
+    effects.on_commit(events=[event], versions=versions, users_gone=readers_changed)
     return event
 
 
@@ -80,7 +118,8 @@ def publish_many(
         events = _log_many_in_one_statement(type, items, now, username)
     else:
         events = _log_many(type, items, now, username)
-    transaction.on_commit(lambda: _send_all(events), robust=True)
+    versions = cache_versions(type, *(event.project_id for event in events))
+    effects.on_commit(events=events, versions=versions)
     return events
 
 
@@ -181,83 +220,3 @@ def _next_seq(project_id: int) -> int:
     if row is None:
         raise Project.DoesNotExist(f"project {project_id} is gone")
     return row[0]
-
-
-def _send(event: Event) -> None:
-    _send_all([event])
-
-
-def _send_all(events: list[Event]) -> None:
-    from channels.layers import get_channel_layer
-    from channels_redis.pubsub import RedisPubSubChannelLayer
-    from redis.exceptions import RedisError
-
-    layer = get_channel_layer()
-    if layer is None or not events:
-        return
-    messages = [_message(event) for event in events]
-    try:
-        if isinstance(layer, RedisPubSubChannelLayer):
-            _publish_pipelined(layer, messages)
-        else:  # the in-process layer of the local mode
-            from asgiref.sync import async_to_sync
-
-            async_to_sync(_group_send_each)(layer, messages)
-    except (RedisError, OSError) as exc:
-        logger.warning("%d event(s) not pushed live (they stay in the log): %s", len(events), exc)
-
-
-def _message(event: Event) -> dict[str, Any]:
-    return {
-        "type": "event.notify",
-        "project": event.project_id,
-        "seq": event.seq,
-        # Encoded once here, not once per connected client.
-        "text": json.dumps(envelope(event), separators=(",", ":")),
-    }
-
-
-def _groups(message: dict[str, Any]) -> tuple[str, str]:
-    return project_group(message["project"]), ALL_PROJECTS_GROUP
-
-
-async def _group_send_each(layer, messages: list[dict[str, Any]]) -> None:
-    # Bounded: a slow layer delays the write's answer by at most this much.
-    async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
-        for message in messages:
-            for group in _groups(message):
-                await layer.group_send(group, message)
-
-
-# What channels_redis.pubsub's group_send does (one PUBLISH of the serialized message to the
-# group's channel), for a whole batch of messages in one pipeline: one round trip per
-# PUBLISH_BATCH messages instead of one per message and group.
-PUBLISH_BATCH = 1000
-_clients: dict[str, Any] = {}  # Redis clients by URL, each with its connection pool, per process
-
-
-def _publish_pipelined(layer, messages: list[dict[str, Any]]) -> None:
-    from django.conf import settings
-
-    config = settings.CHANNEL_LAYERS["default"]["CONFIG"]
-    [host] = config["hosts"]  # one Redis: no sharding of channels to mirror
-    client = _redis_client(host["address"])
-    prefix = config.get("prefix", "asgi")
-    for start in range(0, len(messages), PUBLISH_BATCH):
-        with client.pipeline(transaction=False) as pipeline:
-            for message in messages[start : start + PUBLISH_BATCH]:
-                data = layer.serialize(message)
-                for group in _groups(message):
-                    pipeline.publish(f"{prefix}__group__{group}", data)  # channels_redis' name
-            pipeline.execute()
-
-
-def _redis_client(url: str):
-    if url not in _clients:
-        import redis
-
-        # Bounded: a slow Redis delays the write's answer by at most about this much.
-        _clients[url] = redis.Redis.from_url(
-            url, socket_connect_timeout=SEND_TIMEOUT_SECONDS, socket_timeout=SEND_TIMEOUT_SECONDS
-        )
-    return _clients[url]

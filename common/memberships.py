@@ -127,4 +127,10 @@ def _locked_membership(project: Project, user: AbstractBaseUser) -> Membership:
 
 def _publish(type: EventType, membership: Membership, actor: Actor) -> None:
     data = {"username": membership.user.get_username(), "role": membership.role}
-    publish(type=type, project_id=membership.project_id, data=data, actor=actor)
+    publish(
+        type=type,
+        project_id=membership.project_id,
+        data=data,
+        actor=actor,
+        readers_changed=(membership.user_id,),
+    )

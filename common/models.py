@@ -75,13 +75,6 @@ class Task(models.Model):
     def __str__(self) -> str:
         return self.title
 
-    @classmethod
-    def from_db(cls, db, field_names, values):
-        task = super().from_db(db, field_names, values)
-        # The project it was loaded in: a move must invalidate the old project's lists too.
-        task.loaded_project_id = task.__dict__.get("project_id")
-        return task
-
 
 class Comment(models.Model):
     task = models.ForeignKey(Task, related_name="comments", on_delete=models.CASCADE)

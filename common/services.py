@@ -1,4 +1,4 @@
-"""Writes: every change to projects, tasks and comments goes through one of these functions.
+"""Writes: every change to users, projects, tasks and comments goes through one of these functions.
 
 Each runs in one transaction and ends with one `publish`, so a write and its event happen whole
 or not at all. `actor` is the user making the change (None for the system).
@@ -9,21 +9,50 @@ concurrent writes wait for each other instead of deadlocking. A row deleted mean
 its model's DoesNotExist, which answers 404.
 """
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
+from django.db.models import F, QuerySet
 from django.utils import timezone
 from rest_framework.exceptions import ValidationError
+from rest_framework.serializers import Serializer
 
+from common import effects
 from common.access import Operation, Role, access_require, assignee_allowed
 from common.events import EventType, publish
 from common.models import Comment, Membership, Project, Task
 from common.serializers import CommentSerializer, ProjectSerializer, TaskSerializer
 
 Actor = AbstractBaseUser | None
+
+
+@transaction.atomic
+def user_update(*, user: AbstractBaseUser, **changes: Any) -> AbstractBaseUser:
+    """Change a user's fields. Every list shows usernames; a deactivated user is refused at once,
+    the cache's hit path in front of Django included."""
+    for field, value in changes.items():
+        setattr(user, field, value)
+    user.save(update_fields=list(changes))
+    effects.on_commit(
+        versions=["users"] if "username" in changes else [],
+        users_gone=[user.pk] if changes.get("is_active") is False else [],
+    )
+    return user
+
+
+def user_deactivate(*, user: AbstractBaseUser) -> AbstractBaseUser:
+    return user_update(user=user, is_active=False)
+
+
+@transaction.atomic
+def user_delete(*, user: AbstractBaseUser) -> None:
+    """Delete a user: their projects lose their owner and their tasks their assignee."""
+    user_id = user.pk
+    user.delete()
+    effects.on_commit(versions=["users"], users_gone=[user_id])
 
 
 @transaction.atomic
@@ -68,7 +97,7 @@ def task_create(
     status: str = Task.Status.PENDING,
     assignee: AbstractBaseUser | None = None,
 ) -> Task:
-    project = _locked_project(project.pk)
+    _lock_projects(project.pk)
     _require(actor, project.pk, Operation.WRITE_TASKS)
     _require_assignee(assignee, project.pk)
     task = Task(
@@ -90,11 +119,12 @@ def task_update(*, actor: Actor, task: Task, **changes: Any) -> Task:
     """Apply `changes` to the task. A task moved to another project is announced there."""
     moved_to = changes.get("project")
     task = _locked_task(task, *([moved_to.pk] if moved_to else []))
-    project_id = moved_to.pk if moved_to else task.project_id
-    for each in {task.project_id, project_id}:  # a move needs the role in both projects
+    project_before = task.project_id
+    project_id = moved_to.pk if moved_to else project_before
+    for each in {project_before, project_id}:  # a move needs the role in both projects
         _require(actor, each, Operation.WRITE_TASKS)
     assignee = changes.get("assignee", task.assignee)
-    if assignee != task.assignee or project_id != task.project_id:
+    if assignee != task.assignee or project_id != project_before:
         _require_assignee(assignee, project_id)
     was_completed = task.status == Task.Status.COMPLETED
     if "due_date" in changes and changes["due_date"] != task.due_date:
@@ -103,7 +133,7 @@ def task_update(*, actor: Actor, task: Task, **changes: Any) -> Task:
         setattr(task, field, value)
     _track_completion(task, was_completed=was_completed)
     task.save()
-    _publish_task(EventType.TASK_UPDATED, task, actor)
+    _publish_task(EventType.TASK_UPDATED, task, actor, moved_from=project_before)
     return task
 
 
@@ -116,13 +146,30 @@ def task_delete(*, actor: Actor, task: Task) -> None:
     publish(type=EventType.TASK_DELETED, project_id=data["project"], data=data, actor=actor)
 
 
+# No savepoint of its own: the job calls it inside the reminder's transaction, which any error
+# here dooms anyway (two queries fewer per email).
+@transaction.atomic(savepoint=False)
+def task_mark_reminded(*, task: Task, due_date: datetime, sent_at: datetime) -> Task | None:
+    """Record that the reminder for the task's `due_date` went out, announced as `task.updated`.
+
+    None, and nothing changes, when the task has another due date by now (it was re-armed).
+    """
+    task = _locked_task(task)
+    if task.due_date != due_date:
+        return None
+    task.reminder_sent_at = sent_at
+    task.save(update_fields=["reminder_sent_at"])  # not updated_at: nobody edited the task
+    _publish_task(EventType.TASK_UPDATED, task, None)
+    return task
+
+
 @transaction.atomic
 def comment_create(*, actor: Actor, task: Task, author: str, content: str) -> Comment:
     task = _locked_task(task)
     _require(actor, task.project_id, Operation.WRITE_TASKS)
     comment = Comment.objects.create(task=task, author=author, content=content)
     Task.objects.filter(pk=task.pk).update(comment_count=F("comment_count") + 1)
-    data = {**CommentSerializer(comment).data, "task_title": task.title}
+    data = {**_representation(CommentSerializer, comment), "task_title": task.title}
     publish(type=EventType.COMMENT_CREATED, project_id=task.project_id, data=data, actor=actor)
     return comment
 
@@ -149,20 +196,75 @@ def _locked_project(project_id: int) -> Project:
 def _locked_task(task: Task, *other_project_ids: int) -> Task:
     """The task, re-read under its lock, after the locks of its project and `other_project_ids`."""
     project_ids = sorted({task.project_id, *other_project_ids})
-    list(Project.objects.filter(pk__in=project_ids).order_by("pk").select_for_update(no_key=True))
-    locked = Task.objects.select_for_update(of=("self",)).select_related("assignee").get(pk=task.pk)
+    _lock_projects(*project_ids)
+    locked = next(iter(Task.objects.raw(*_compiled(_task_lock, task.pk))), None)
+    if locked is None:
+        raise Task.DoesNotExist(f"task {task.pk} is gone")
     if locked.project_id not in project_ids:  # moved since the caller read it: lock that one too
-        _locked_project(locked.project_id)
+        _lock_projects(locked.project_id)
+    if locked.assignee_id == task.assignee_id and Task.assignee.is_cached(task):
+        locked.assignee = task.assignee  # the same user: no query for the representation
     return locked
 
 
+def _lock_projects(*project_ids: int) -> None:
+    """Lock these projects' rows, in the order given (callers give id order: no deadlocks)."""
+    with connection.cursor() as cursor:
+        for project_id in project_ids:
+            cursor.execute(*_compiled(_project_lock, project_id))
+            if cursor.fetchone() is None:
+                raise Project.DoesNotExist(f"project {project_id} is gone")
+
+
+# The two locks of every task write, compiled from querysets once per database rather than on
+# every write (building their SQL cost more than running them). The task's assignee is not
+# joined: a PUT replaces it, and otherwise it loads when the representation needs it.
+def _project_lock(project_id: int) -> QuerySet:
+    projects = Project.objects.filter(pk=project_id).order_by()
+    return projects.select_for_update(no_key=True).values_list("pk")
+
+
+def _task_lock(task_id: int) -> QuerySet:
+    return Task.objects.filter(pk=task_id).order_by().select_for_update(of=("self",))
+
+
+_sql: dict[tuple[str, Callable], str] = {}
+
+
+def _compiled(query: Callable[[int], QuerySet], value: int) -> tuple[str, list[int]]:
+    """`query(value)`'s SQL and parameters, the SQL compiled once per database."""
+    key = (connection.alias, query)
+    if key not in _sql:
+        marker = 987_654_321  # stands for the value while the SQL is compiled
+        sql, params = query(marker).query.sql_with_params()
+        if list(params) != [marker]:
+            raise ValueError(f"{query.__name__} must take exactly one parameter: {params}")
+        _sql[key] = sql
+    return _sql[key], [value]
+
+
 def _publish_project(type: EventType, project: Project, actor: Actor) -> None:
-    data = ProjectSerializer(project).data
+    data = _representation(ProjectSerializer, project)
     publish(type=type, project_id=project.id, data=data, actor=actor)
 
 
-def _publish_task(type: EventType, task: Task, actor: Actor) -> None:
-    publish(type=type, project_id=task.project_id, data=TaskSerializer(task).data, actor=actor)
+def _publish_task(
+    type: EventType, task: Task, actor: Actor, *, moved_from: int | None = None
+) -> None:
+    data = _representation(TaskSerializer, task)
+    publish(type=type, project_id=task.project_id, data=data, actor=actor, moved_from=moved_from)
+
+
+# One serializer per class, its fields built once: a representation is then only its fields'
+# own work (building a ModelSerializer's fields cost more than rendering the instance).
+_serializers: dict[type, Serializer] = {}
+
+
+def _representation(serializer_class: type[Serializer], instance) -> dict[str, Any]:
+    serializer = _serializers.get(serializer_class)
+    if serializer is None:
+        serializer = _serializers.setdefault(serializer_class, serializer_class())
+    return dict(serializer.to_representation(instance))
 
 
 def _track_completion(task: Task, *, was_completed: bool) -> None:

@@ -136,30 +136,19 @@ USE_I18N = False
 # Bodies over 1 MiB are refused with 413 before Django reads them (common.asgi.BodyLimit).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
-# Redis: the channel layer that carries events to /ws/notifications/, and the list cache.
+# Redis: the pub/sub channels that carry events to /ws/notifications/, and the list cache.
 # Local mode without REDIS_URL keeps everything in the one process. CACHE_REDIS_URL and
 # CHANNEL_REDIS_URL put each on a Redis (or database) of its own; both default to REDIS_URL.
 REDIS_URL = os.environ.get("REDIS_URL", "")
+REDIS_PREFIX = os.environ.get("REDIS_PREFIX", "taskwire")
 CACHE_REDIS_URL = os.environ.get("CACHE_REDIS_URL", REDIS_URL)
+# Events: one PUBLISH per event, on channels named by common.event_push, fanned out inside each
+# realtime process (realtime.fanout); the realtime socket quota lives there too. Delivery is best
+# effort; the event log (common.events) is what makes it complete and ordered.
 CHANNEL_REDIS_URL = os.environ.get("CHANNEL_REDIS_URL", REDIS_URL)
 if not (CACHE_REDIS_URL and CHANNEL_REDIS_URL) and not LOCAL_MODE:
     raise ImproperlyConfigured("REDIS_URL must be set (only DEBUG=true runs without Redis).")
-CHANNEL_LAYERS: dict[str, dict[str, Any]]
 CACHES: dict[str, dict[str, Any]]
-if CHANNEL_REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {
-            # Pub/sub: one PUBLISH per event, fanned out inside each realtime process. Delivery is
-            # best effort; the event log (common.events) is what makes it complete and ordered.
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {
-                "hosts": [{"address": CHANNEL_REDIS_URL, "socket_connect_timeout": 2}],
-                "prefix": os.environ.get("REDIS_PREFIX", "taskwire"),
-            },
-        }
-    }
-else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 if CACHE_REDIS_URL:
     CACHES = {
         "default": {

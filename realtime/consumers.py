@@ -1,6 +1,7 @@
 """The /ws/notifications/ consumer: committed events, per project in `seq` order, resumable.
 
-Live events come from the channel layer, best effort and possibly out of order across writers.
+Live events come from this process's hub (realtime.fanout), best effort and possibly out of
+order across writers; each socket handles its own in its own task, in arrival order.
 The event log fills every gap: a project's events are sent strictly in `seq` order, each once,
 replayed from the log when a client resumes (`since`) or when a live event skips ahead. Without a
 cursor a client starts with the first event logged after it connected.
@@ -14,15 +15,15 @@ from datetime import UTC, datetime
 
 import redis.exceptions
 from channels.db import database_sync_to_async
-from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.db.models import Max, Min
 from django.utils import timezone
 
-from common.events import ALL_PROJECTS_GROUP, envelope, event_list_after, project_group
-from common.models import Event, Project
+from common.events import envelope, event_list_after
+from common.models import Event, Membership, Project
 from realtime.auth import accepted_subprotocol, authenticate
+from realtime.fanout import hub
 from realtime.socket_quota import MAX_PER_USER, RENEW_SECONDS, socket_quota
 from realtime.subscription import SubscriptionError, parse_subscription
 
@@ -33,34 +34,33 @@ CLOSE_BAD_REQUEST = 4400
 CLOSE_TOO_MANY_SOCKETS = 4429
 CLOSE_TRY_AGAIN_LATER = 1013  # RFC 6455: the server cannot serve it now
 
-# Redis (the channel layer, the socket quota) refusing, failing or too slow to answer.
-REDIS_UNAVAILABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, TimeoutError)
+# Redis (the event subscription, the socket quota) refusing, failing or too slow to answer.
+REDIS_UNAVAILABLE = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    TimeoutError,
+    ConnectionError,
+)
 REDIS_WAIT_SECONDS = 5
 
 
 class NotificationConsumer(AsyncJsonWebsocketConsumer):
-    async def __call__(self, scope, receive, send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        except REDIS_UNAVAILABLE as exc:
-            if hasattr(self, "channel_receive"):  # it failed later than making its channel
-                raise
-            # The channel layer could not give this socket a channel: refuse it cleanly.
-            logger.warning("websocket refused, the channel layer is unavailable: %s", exc)
-            await receive()  # the client's websocket.connect
-            await send({"type": "websocket.accept", "subprotocol": accepted_subprotocol(scope)})
-            await send({"type": "websocket.close", "code": CLOSE_TRY_AGAIN_LATER})
-
     async def connect(self) -> None:
         self.connected_at = timezone.now()
         self.last_seq: dict[int, int] = {}
         self.timers: list[asyncio.Task] = []
+        self.inbox: asyncio.Queue[tuple[int, int, str | None, bool]] = asyncio.Queue()
+        self.fanout = hub()  # this loop's, kept: the socket leaves the hub it joined
+        self.quota = socket_quota()
+        self.joined = False
+        self.member_of: set[int] = set()
         self.quota_holder: str | None = None
         self.socket_id = uuid.uuid4().hex
         caller = await authenticate(self.scope)
         if caller is None:
             await self._refuse(CLOSE_UNAUTHORIZED)
             return
+        self.username = caller.username
         try:
             self.subscription = parse_subscription(self.scope.get("query_string", b""))
         except SubscriptionError as exc:
@@ -72,17 +72,21 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
                 return
             # Subscribed before the handshake completes: a client that writes right after
             # connecting gets the events of its own writes.
-            await self._join_groups()
+            await self._join_hub()
         except REDIS_UNAVAILABLE as exc:
             logger.warning("websocket refused, Redis is unavailable: %s", exc)
             await self._release_place()
             await self._refuse(CLOSE_TRY_AGAIN_LATER)
             return
         await self.accept()
+        asked = {*self.subscription.projects, *self.subscription.since}
+        for project_id in sorted(asked - self.member_of):  # not theirs: nothing of it comes
+            await self.send_json({"type": "unsubscribed", "project": project_id})
         for project_id, seq in self.subscription.since.items():
-            if self.subscription.wants(project_id):
+            if self.wants(project_id) and project_id in self.member_of:
                 await self._resume(project_id, seq)
         self.timers = [
+            asyncio.create_task(self._forward_forever()),  # live events, after the replay
             asyncio.create_task(self._close_at(caller.expires_at)),
             asyncio.create_task(self._ping_forever()),
             asyncio.create_task(self._renew_place_forever()),
@@ -98,16 +102,10 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "error", "detail": detail})
         await self.close(code=code)
 
-    async def websocket_disconnect(self, message: dict) -> None:
-        try:
-            await super().websocket_disconnect(message)
-        except REDIS_UNAVAILABLE as exc:  # leaving the groups failed: the socket is gone anyway
-            logger.warning("websocket left its groups uncleanly, Redis is unavailable: %s", exc)
-            await self.disconnect(message["code"])
-            raise StopConsumer() from exc
-
     async def disconnect(self, code: int) -> None:
-        for timer in self.timers:  # the base class leaves self.groups
+        if self.joined:
+            self.fanout.leave(self)
+        for timer in self.timers:
             timer.cancel()
         await self._release_place()
 
@@ -125,33 +123,44 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         except (ValueError, TypeError, RecursionError):  # not JSON, binary, or nested too deep
             await self.send_json({"type": "error", "detail": "Messages must be JSON text."})
 
-    async def dispatch(self, message: dict) -> None:
-        # Channels closes stale database connections before every handler: a hop to the
-        # database thread per client per event. Live events skip it; they touch the database
-        # only through database_sync_to_async, which does the same itself.
-        if message["type"] == "event.notify":
-            await self.event_notify(message)
-        else:
-            await super().dispatch(message)
+    def wants(self, project_id: int) -> bool:
+        return self.subscription.wants(project_id)
 
-    async def event_notify(self, message: dict) -> None:
-        """A live event from the channel layer: its project, seq and encoded envelope."""
-        project_id, seq = message["project"], message["seq"]
-        if not self.subscription.wants(project_id):
+    def offer(self, project_id: int, seq: int, text: str, *, starts: bool = False) -> None:
+        """A live event from the hub: queued for this socket's own task (never blocks the hub)."""
+        self.inbox.put_nowait((project_id, seq, text, starts))
+
+    def unsubscribed(self, project_id: int) -> None:
+        self.inbox.put_nowait((project_id, 0, None, False))
+
+    def revoke(self) -> None:
+        asyncio.get_running_loop().create_task(self.close(code=CLOSE_UNAUTHORIZED))
+
+    async def _forward_forever(self) -> None:
+        while True:
+            await self._forward(*await self.inbox.get())
+
+    async def _forward(self, project_id: int, seq: int, text: str | None, starts: bool) -> None:
+        """Send a live event in its project's `seq` order, filling a gap from the log first."""
+        if text is None:  # no longer a member: in place of the member.removed about them
+            self.last_seq.pop(project_id, None)
+            await self.send_json({"type": "unsubscribed", "project": project_id})
             return
+        if starts:  # a member from this event on: nothing of the project before it
+            self.last_seq[project_id] = seq - 1
         last = self.last_seq.get(project_id)
         if last is None:  # the project's first event on this socket: start where we connected
             last = self.last_seq[project_id] = await _seq_before(project_id, self.connected_at)
         if seq == last + 1:
             self.last_seq[project_id] = seq
-            await self.send(text_data=message["text"])
+            await self.send(text_data=text)
         elif seq > last + 1:  # an earlier event is late or was lost: the log has it
             await self._send_logged(project_id, after=last)
 
     async def _claim_place(self, username: str) -> bool:
         """One of the user's MAX_PER_USER places, across every realtime process."""
         async with asyncio.timeout(REDIS_WAIT_SECONDS):
-            claimed = await socket_quota().claim(username, self.socket_id)
+            claimed = await self.quota.claim(username, self.socket_id)
         if claimed:
             self.quota_holder = username
         return claimed
@@ -162,7 +171,7 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         username, self.quota_holder = self.quota_holder, None
         try:
             async with asyncio.timeout(REDIS_WAIT_SECONDS):
-                await socket_quota().release(username, self.socket_id)
+                await self.quota.release(username, self.socket_id)
         except REDIS_UNAVAILABLE as exc:  # its lease lapses instead
             logger.warning("websocket place not released, Redis is unavailable: %s", exc)
 
@@ -171,15 +180,18 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
             await asyncio.sleep(RENEW_SECONDS)
             try:
                 async with asyncio.timeout(REDIS_WAIT_SECONDS):
-                    await socket_quota().renew(self.quota_holder, self.socket_id)
+                    await self.quota.renew(self.quota_holder, self.socket_id)
             except REDIS_UNAVAILABLE as exc:  # counted again at the next renewal
                 logger.warning("websocket place not renewed, Redis is unavailable: %s", exc)
 
-    async def _join_groups(self) -> None:
-        projects = self.subscription.projects
-        self.groups = [project_group(p) for p in sorted(projects)] or [ALL_PROJECTS_GROUP]
-        for group in self.groups:
-            await self.channel_layer.group_add(group, self.channel_name)
+    async def _join_hub(self) -> None:
+        # Watched first, memberships read after: a membership that changes in between arrives as
+        # its event, and joining twice is joining once.
+        async with asyncio.timeout(REDIS_WAIT_SECONDS):
+            await self.fanout.watch(self)
+        self.joined = True
+        self.member_of = await _member_projects(self.username)
+        self.fanout.join(self, [pk for pk in self.member_of if self.wants(pk)])
 
     async def _resume(self, project_id: int, seq: int) -> None:
         oldest, latest = await _logged_range(project_id)
@@ -216,6 +228,12 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
 
 
 _TOO_MANY_SOCKETS = f"At most {MAX_PER_USER} sockets per user are open at once."
+
+
+@database_sync_to_async
+def _member_projects(username: str) -> set[int]:
+    memberships = Membership.objects.filter(user__username=username)
+    return set(memberships.values_list("project_id", flat=True))
 
 
 @database_sync_to_async

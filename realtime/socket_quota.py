@@ -1,18 +1,17 @@
 """How many websockets each user has open, across every realtime process: at most MAX_PER_USER.
 
-With the Redis channel layer the count lives in that Redis, a sorted set per user of socket ids
-scored by when each one's lease ends: an open socket renews its lease, so the sockets of a
-process that died lapse on their own. Without Redis (local mode) there is only this process.
+With Redis (CHANNEL_REDIS_URL, the events' Redis) the count lives there, a sorted set per user
+of socket ids scored by when each one's lease ends: an open socket renews its lease, so the
+sockets of a process that died lapse on their own. Without Redis (local mode): this process.
 """
 
-import asyncio
 import time
 import weakref
 
-from channels.layers import DEFAULT_CHANNEL_LAYER
-from channels_redis.utils import create_pool, decode_hosts
 from django.conf import settings
 from redis.asyncio import Redis
+
+from realtime.fanout import redis_client
 
 MAX_PER_USER = 20
 LEASE_SECONDS = 60.0
@@ -55,7 +54,7 @@ class RedisSocketQuota:
 
 
 class LocalSocketQuota:
-    """This process's sockets only: the in-memory channel layer reaches no other process."""
+    """This process's sockets only: without Redis there is no other process to count with."""
 
     sockets: dict[str, set[str]] = {}
 
@@ -73,20 +72,15 @@ class LocalSocketQuota:
         self.sockets.get(username, set()).discard(socket_id)
 
 
-# A redis.asyncio pool belongs to the event loop it first ran on: one per loop (and address).
-_quotas: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
 def socket_quota() -> RedisSocketQuota | LocalSocketQuota:
-    """The quota of the configured channel layer: in its Redis, else this process's."""
-    layer = settings.CHANNEL_LAYERS[DEFAULT_CHANNEL_LAYER]
-    if not layer["BACKEND"].startswith("channels_redis."):
+    """The quota in the events' Redis, on this event loop's client of it; else this process's."""
+    if not settings.CHANNEL_REDIS_URL:
         return LocalSocketQuota()
-    config = layer.get("CONFIG", {})
-    host = decode_hosts(config.get("hosts"))[0]
-    prefix = config.get("prefix", "asgi")
-    per_loop = _quotas.setdefault(asyncio.get_running_loop(), {})
-    key = (repr(host), prefix)
-    if key not in per_loop:
-        per_loop[key] = RedisSocketQuota(Redis(connection_pool=create_pool(host)), prefix)
-    return per_loop[key]
+    client = redis_client(settings.CHANNEL_REDIS_URL)
+    quota = _quotas.get(client)
+    if quota is None or quota.prefix != settings.REDIS_PREFIX:
+        quota = _quotas[client] = RedisSocketQuota(client, settings.REDIS_PREFIX)
+    return quota
+
+
+_quotas: "weakref.WeakKeyDictionary[Redis, RedisSocketQuota]" = weakref.WeakKeyDictionary()

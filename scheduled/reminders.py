@@ -27,15 +27,17 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.mail import get_connection
 from django.db import connection, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
-from common.cache import cache_version_bump
 from common.models import Reminder, Task
+from common.reminders import WINDOW as WINDOW  # the bench reads it here
+from common.reminders import reminder_due, reminder_recipient
+from common.services import task_mark_reminded
 from scheduled.email import EmailRejected, EmailUnavailable, EmailUncertain, send_email
 
 logger = logging.getLogger(__name__)
 
-WINDOW = timedelta(hours=24)
 LEASE = timedelta(minutes=10)  # longer than a job may run (CELERY_TASK_TIME_LIMIT)
 MAX_UNCERTAIN_SENDS = 2  # the email itself and its one possible duplicate
 
@@ -80,33 +82,53 @@ def _current_run_id() -> str:
     return uuid.uuid4().hex  # by hand (run_job, Lambda): a run of its own
 
 
-# The due window, over common_task; served by the partial index task_reminder_due_idx.
-_DUE = (
-    "t.due_date > %(now)s AND t.due_date <= %(end)s"
-    " AND t.reminder_sent_at IS NULL AND t.status <> 'completed'"
-)
-_CREATE_DUE = f"""
-    INSERT INTO common_reminder
-        (task_id, due_date, status, claimed_at, claimed_by, uncertain_sends, sent_at, recipient,
-         message_id, error, created_at)
-    SELECT t.id, t.due_date, 'pending', NULL, '', 0, NULL, '', '', '', %(now)s FROM common_task t
-    WHERE {_DUE}
-    ON CONFLICT (task_id, due_date) DO NOTHING
-"""
-# Taking over a claim nobody released (its worker died, maybe mid-send) counts as an uncertain
-# send; a released one (deferred, retried, not due) was not being sent.
-_CLAIM = f"""
-    UPDATE common_reminder SET claimed_at = %(now)s, claimed_by = %(run)s,
-        uncertain_sends = uncertain_sends + CASE WHEN claimed_at IS NULL THEN 0 ELSE 1 END
-    WHERE id IN (
-        SELECT r.id FROM common_reminder r JOIN common_task t ON t.id = r.task_id
-        WHERE r.status = 'pending'
-            AND (r.claimed_at IS NULL OR r.claimed_at < %(lease)s OR r.claimed_by = %(run)s)
-            AND r.due_date = t.due_date AND {_DUE}
-        {{lock}}
-    )
-    RETURNING id, uncertain_sends
-"""
+def _create_due(now: datetime) -> tuple[str, list]:
+    """A pending reminder for each task now due one (common.reminders), unless it has one."""
+    due = Task.objects.filter(reminder_due(now)).values("id", "due_date")
+    due_sql, due_params = due.query.sql_with_params()
+    sql = f"""
+        INSERT INTO {_table(Reminder)}
+            (task_id, due_date, status, claimed_at, claimed_by, uncertain_sends, sent_at,
+             recipient, message_id, error, created_at)
+        SELECT due.id, due.due_date, %s, NULL, '', 0, NULL, '', '', '', %s FROM ({due_sql}) due
+        WHERE true  -- SQLite's parser needs a WHERE before an upsert's ON CONFLICT
+        ON CONFLICT (task_id, due_date) DO NOTHING
+    """
+    return sql, [Reminder.Status.PENDING.value, _adapt(now), *due_params]
+
+
+def _claim_free(claim: Claim) -> tuple[str, list]:
+    """Claim the pending reminders of tasks still due one that nobody holds (or we held).
+
+    Taking over a claim nobody released (its worker died, maybe mid-send) counts as an
+    uncertain send; a released one (deferred, retried, not due) was not being sent.
+    """
+    free = Q(claimed_at__isnull=True) | Q(claimed_at__lt=claim.at - LEASE)
+    claimable = Reminder.objects.filter(
+        free | Q(claimed_by=claim.run_id),
+        reminder_due(claim.at, via="task__"),
+        status=Reminder.Status.PENDING,
+        due_date=F("task__due_date"),  # a re-dated task's old reminder stays unclaimed
+    ).values("id")
+    if connection.features.has_select_for_update_of:
+        # Rows another run is claiming right now are skipped, not waited for (PostgreSQL).
+        claimable = claimable.select_for_update(of=("self",), skip_locked=True)
+    claimable_sql, claimable_params = claimable.query.sql_with_params()
+    sql = f"""
+        UPDATE {_table(Reminder)} SET claimed_at = %s, claimed_by = %s,
+            uncertain_sends = uncertain_sends + CASE WHEN claimed_at IS NULL THEN 0 ELSE 1 END
+        WHERE id IN ({claimable_sql})
+        RETURNING id, uncertain_sends
+    """
+    return sql, [_adapt(claim.at), claim.run_id, *claimable_params]
+
+
+def _table(model) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def _adapt(moment: datetime):
+    return connection.ops.adapt_datetimefield_value(moment)
 
 
 def _claim(claim: Claim) -> list[tuple[int, int]]:
@@ -115,17 +137,9 @@ def _claim(claim: Claim) -> list[tuple[int, int]]:
     Returns (id, uncertain sends) of each, by id. Two statements, whatever the number of tasks:
     the rows never pass through Python. The run's own earlier claim is taken back, lease or not.
     """
-    now = claim.at
-    moments = {"now": now, "end": now + WINDOW, "lease": now - LEASE}
-    params = {
-        name: connection.ops.adapt_datetimefield_value(value) for name, value in moments.items()
-    }
-    params["run"] = claim.run_id
-    # Rows another run is claiming right now are skipped, not waited for (PostgreSQL).
-    lock = "FOR UPDATE OF r SKIP LOCKED" if connection.features.has_select_for_update_of else ""
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_CREATE_DUE, params)
-        cursor.execute(_CLAIM.format(lock=lock), params)
+        cursor.execute(*_create_due(claim.at))
+        cursor.execute(*_claim_free(claim))
         return sorted((row[0], row[1]) for row in cursor.fetchall())
 
 
@@ -204,7 +218,7 @@ def _release(reminder_ids: list[int], *, claim: Claim) -> int:
 def _send(reminder: Reminder, email_backend, *, resend: bool) -> str:
     """Send one reminder; set its outcome on it (written by _record)."""
     task = reminder.task
-    recipient = _recipient(task)
+    recipient = reminder_recipient(task)
     if not recipient:
         logger.warning("reminder for task %s skipped: no assignee or owner email", task.id)
         reminder.status = Reminder.Status.SKIPPED
@@ -263,18 +277,7 @@ def _record(reminder: Reminder) -> None:
     )
     if reminder.status == Reminder.Status.SENT:
         # A task whose due date changed since the claim was re-armed: it keeps NULL.
-        task = reminder.task
-        Task.objects.filter(pk=task.pk, due_date=reminder.due_date).update(
-            reminder_sent_at=reminder.sent_at
-        )
-        cache_version_bump("tasks", f"tasks:project:{task.project_id}")  # update(): no signal
-
-
-def _recipient(task: Task) -> str:
-    for user in (task.assignee, task.project.owner):
-        if user is not None and user.email:
-            return user.email
-    return ""
+        task_mark_reminded(task=reminder.task, due_date=reminder.due_date, sent_at=reminder.sent_at)
 
 
 def _message(task: Task) -> tuple[str, str]:

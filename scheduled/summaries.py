@@ -13,12 +13,13 @@ from collections import Counter
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.mail import get_connection
 from django.db import connection, router, transaction
 from django.utils import timezone
 
 from common.events import EventType, publish_many
-from common.models import SummaryReport, Task
+from common.models import Comment, Project, SummaryReport, Task
 from common.serializers import SummaryReportSerializer
 from scheduled.email import EmailRejected, EmailUnavailable, EmailUncertain, send_email
 
@@ -67,7 +68,7 @@ def _fan_out(chunks: list[list[int]]) -> dict:
 # the date (a rerun, or a concurrent run that got there first: the insert waits for it) is left
 # as it is, and only the new ones come back.
 _STORE = """
-    INSERT INTO common_summaryreport
+    INSERT INTO {reports}
         (project_id, date, generated_at, {counts}, emailed_to, email_status, email_error)
     SELECT project_id, %(date)s, %(now)s, {counts}, nullif(owner_email, ''),
         CASE WHEN coalesce(owner_email, '') = '' THEN %(email_skipped)s ELSE %(email_pending)s END,
@@ -90,12 +91,12 @@ _STORE = """
             -- stays on p.id alone (the order the joins already produce)
             coalesce(max(c.recent), 0) AS comments_last_24h,
             max(u.email) AS owner_email
-        FROM common_project p
-        LEFT JOIN auth_user u ON u.id = p.owner_id
-        LEFT JOIN common_task t ON t.project_id = p.id
+        FROM {projects} p
+        LEFT JOIN {users} u ON u.id = p.owner_id
+        LEFT JOIN {tasks} t ON t.project_id = p.id
         LEFT JOIN (
             SELECT ct.project_id, count(*) AS recent
-            FROM common_comment cc JOIN common_task ct ON ct.id = cc.task_id
+            FROM {comments} cc JOIN {tasks} ct ON ct.id = cc.task_id
             WHERE cc.created_at > %(day_ago)s AND cc.created_at <= %(now)s
             GROUP BY ct.project_id
         ) c ON c.project_id = p.id
@@ -123,7 +124,7 @@ def _store(now: datetime, date) -> int:
         "email_pending": SummaryReport.EmailStatus.PENDING.value,
         "email_skipped": SummaryReport.EmailStatus.SKIPPED.value,
     }
-    sql = _STORE.format(counts=", ".join(COUNTS), columns=", ".join(_COLUMNS))
+    sql = _STORE.format(counts=", ".join(COUNTS), columns=", ".join(_COLUMNS), **_tables())
     with transaction.atomic():
         # The inserted rows, as models; raw() would read from a read database if a router had one.
         stored = SummaryReport.objects.raw(sql, params, using=router.db_for_write(SummaryReport))
@@ -134,6 +135,18 @@ def _store(now: datetime, date) -> int:
     if not reports:
         logger.info("summaries for %s: all stored already", date)
     return len(reports)
+
+
+def _tables() -> dict[str, str]:
+    """The tables _STORE reads and writes, as the models name them (the user model's included)."""
+    models = {
+        "reports": SummaryReport,
+        "projects": Project,
+        "tasks": Task,
+        "comments": Comment,
+        "users": get_user_model(),
+    }
+    return {name: connection.ops.quote_name(model._meta.db_table) for name, model in models.items()}
 
 
 def _email(report_id: int, email_backend) -> str:

@@ -1,15 +1,15 @@
 """The list cache: rendered pages of /projects/ and /tasks/, invalidated by version, never stale.
 
 A page's name embeds the current versions of what it shows; a committed write bumps those
-versions (common.cache.invalidation), and the next read builds a new page under a new name
-(common.cache.pages); old pages are never deleted, only left to their TTL. Cached pages are
-answered in front of Django (common.cache.frontend). Redis errors never fail a request: the
-request is served from the database and the cache is skipped for a few seconds
-(common.cache.store); a bump Redis did not take is remembered and retried
+versions (common.cache.invalidation, called by common.effects), and the next read builds a new
+page under a new name (common.cache.pages); old pages are never deleted, only left to their
+TTL. Cached pages are answered in front of Django (common.cache.frontend). Redis errors never
+fail a request: the request is served from the database and the cache is skipped for a few
+seconds (common.cache.store); a bump Redis did not take is remembered and retried
 (common.cache.versions).
 """
 
-from common.cache.invalidation import cache_version_bump, connect_invalidation
+from common.cache.invalidation import cache_forget_user, cache_invalidate
 from common.cache.pages import CachedListMixin, cached_page
 from common.cache.store import CacheDown
 from common.cache.store import store as _store
@@ -25,8 +25,8 @@ def cache_ping() -> None:
 
 __all__ = [
     "CachedListMixin",
+    "cache_forget_user",
+    "cache_invalidate",
     "cache_ping",
-    "cache_version_bump",
     "cached_page",
-    "connect_invalidation",
 ]

@@ -196,7 +196,7 @@ def _redis_settings(**env: str) -> list[str]:
     code = (
         "import django; from django.conf import settings; django.setup(); "
         "print(settings.CACHES['default']['LOCATION']); "
-        "print(settings.CHANNEL_LAYERS['default']['CONFIG']['hosts'][0]['address'])"
+        "print(settings.CHANNEL_REDIS_URL)"
     )
     base = {k: v for k, v in os.environ.items() if not k.endswith("REDIS_URL")}
     result = subprocess.run(
@@ -209,7 +209,7 @@ def _redis_settings(**env: str) -> list[str]:
     return result.stdout.split()
 
 
-def test_the_cache_and_the_channel_layer_can_each_have_a_redis_database_of_their_own():
+def test_the_cache_and_the_events_can_each_have_a_redis_database_of_their_own():
     shared = "redis://127.0.0.1:6379/0"
 
     assert _redis_settings(REDIS_URL=shared) == [shared, shared]

@@ -64,3 +64,33 @@ class StaleCopyTests(TestCase):
         self.assertEqual(
             (response.status_code, response.data), (404, {"detail": NotFound.default_detail})
         )
+
+
+def test_the_compiled_locks_are_the_querysets_sql_with_the_value_as_their_one_parameter(db):
+    # services compiles its two locks once per database; this pins that Django still renders
+    # a pk filter as one parameter and the locks as FOR NO KEY UPDATE / FOR UPDATE OF the task.
+    from django.db import transaction
+
+    from common.services import _compiled, _project_lock, _task_lock
+
+    with transaction.atomic():
+        project_sql, project_params = _compiled(_project_lock, 5)
+        task_sql, task_params = _compiled(_task_lock, 7)
+
+    assert (project_params, task_params) == ([5], [7])
+    assert project_sql.endswith("FOR NO KEY UPDATE")
+    assert task_sql.endswith('FOR UPDATE OF "common_task"')
+
+
+def test_the_events_representation_is_the_serializers(db):
+    from common.models import Comment
+    from common.serializers import CommentSerializer, ProjectSerializer, TaskSerializer
+    from common.services import _representation
+    from common.tests.factories import CommentFactory, UserFactory
+
+    task = TaskFactory(assignee=UserFactory())
+    comment = Comment.objects.get(pk=CommentFactory(task=task).pk)
+
+    assert _representation(TaskSerializer, task) == TaskSerializer(task).data
+    assert _representation(ProjectSerializer, task.project) == ProjectSerializer(task.project).data
+    assert _representation(CommentSerializer, comment) == CommentSerializer(comment).data

@@ -1,7 +1,8 @@
 """Users in the admin: Django's own forms create them, deactivate them and reset passwords.
 
-A user's save invalidates what the cache knows of them after commit (common.cache.invalidation:
-every list shows usernames, and a deactivated user loses the hit path in front of Django at once).
+A change to a user goes through common.services.user_update, whose effects after commit make the
+cache forget what it knew (every list shows usernames, and a deactivated user loses the hit path
+in front of Django at once).
 Deleting a user is not offered: it would drop their memberships without the membership services
 (no `member.removed`, their tasks unassigned unannounced); deactivate them instead.
 """
@@ -11,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
 
+from common import services
 from functions.admin.site import site
 
 
@@ -18,6 +20,15 @@ from functions.admin.site import site
 class TaskwireUserAdmin(UserAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+    def save_model(self, request, obj, form, change) -> None:
+        if not change:  # a new user: nothing cached knows them yet
+            super().save_model(request, obj, form, change)
+            return
+        columns = {field.name for field in obj._meta.concrete_fields}
+        changes = {name: getattr(obj, name) for name in form.changed_data if name in columns}
+        if changes:
+            services.user_update(user=obj, **changes)
 
 
 site.register(Group, GroupAdmin)  # staff permissions are given through groups

@@ -180,6 +180,9 @@ def test_make_run_serves_the_whole_system_on_one_port(run, services):
                 "job": "send_due_reminders",
                 "result": {"claimed": 1, "sent": 1},
             }
+            reminded = json.loads(ws.recv(timeout=10))  # the job writes through the service
+            assert (reminded["type"], reminded["actor"]) == ("task.updated", None)
+            assert reminded["data"]["reminder_sent_at"] is not None
             summaries = client.post("/local/jobs/generate_project_summaries/")
             assert summaries.status_code == 200, summaries.text
             summary = json.loads(ws.recv(timeout=10))

@@ -1,4 +1,4 @@
-"""Fixtures for talking to the realtime app over a real Redis channel layer and PostgreSQL."""
+"""Fixtures for talking to the realtime app over real Redis pub/sub and PostgreSQL."""
 
 import contextlib
 from datetime import timedelta

@@ -61,7 +61,7 @@ def servers(django_db_setup, tmp_path_factory) -> Iterator[dict[str, int]]:
         "ALLOWED_HOSTS": "127.0.0.1",
         "DATABASE_URL": "postgres://{USER}@{HOST}:{PORT}/{NAME}".format(**connection.settings_dict),
         "REDIS_URL": settings.REDIS_URL,
-        "REDIS_PREFIX": settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"],
+        "REDIS_PREFIX": settings.REDIS_PREFIX,
     }
     apps = {
         "tasks": "functions.tasks.handler:application",

@@ -91,7 +91,7 @@ def _production_env(**overrides: str) -> dict[str, str]:
         "ALLOWED_HOSTS": "127.0.0.1",
         "DATABASE_URL": "postgres://{USER}@{HOST}:{PORT}/{NAME}".format(**connection.settings_dict),
         "REDIS_URL": settings.REDIS_URL,
-        "REDIS_PREFIX": settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"],
+        "REDIS_PREFIX": settings.REDIS_PREFIX,
         **overrides,
     }
 
@@ -131,7 +131,7 @@ def _frame_over_64_kib_closes_with_1009(address: str, token: str) -> None:
 
 
 def _no_log_line_carries_the_token(server: Server, token: str) -> None:
-    with connect(f"ws://{server.address}/ws/notifications/?projects=1&token={token}") as ws:
+    with connect(f"ws://{server.address}/ws/notifications/?token={token}") as ws:
         assert _ping(ws) == '{"type": "pong"}'
     httpx.get(f"http://{server.address}/ws/notifications/?token={token}")  # the access log's
     server.wait_for(r'"WebSocket /ws/notifications/\?\[redacted\]" \[accepted\]')

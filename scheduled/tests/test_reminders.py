@@ -160,10 +160,11 @@ def test_each_email_costs_the_same_few_queries_and_is_committed_on_its_own(ses):
         return len(queries)
 
     # The claim (BEGIN, two statements, COMMIT); then per email a transaction of its own:
-    # BEGIN, its row lock (reading the task, project and users), its record, its task's
-    # reminder_sent_at, COMMIT.
-    assert queries_to_send(3) == 4 + 5 * 3
-    assert queries_to_send(30) == 4 + 5 * 30
+    # BEGIN, its row lock (reading the task, project and users), its record, and the service
+    # marking the task reminded (the project's and the task's locks, the task's
+    # reminder_sent_at, the event: its seq and row in one statement), COMMIT.
+    assert queries_to_send(3) == 4 + 8 * 3
+    assert queries_to_send(30) == 4 + 8 * 30
 
 
 def test_an_error_in_the_middle_of_a_run_keeps_what_was_sent_before_it(ses):
@@ -281,3 +282,24 @@ def test_a_celery_run_claims_under_its_task_id_which_a_redelivery_keeps(ses):
     assert (elsewhere, redelivered) == ({"claimed": 0}, {"claimed": 1, "sent": 1})
     assert Reminder.objects.get().claimed_by == "celery-task-id"
     assert ses.recipients() == ["a@example.com"]
+
+
+def test_a_sent_reminder_is_announced_as_the_task_and_invalidates_its_cached_lists(ses):
+    from common.cache.versions import read_versions
+    from common.events import envelope
+    from common.models import Event
+    from common.serializers import TaskSerializer
+
+    task = due_in(2, assignee=UserFactory(email="ann@example.com"))
+    names = ["tasks", f"tasks:project:{task.project_id}"]
+    before = read_versions(names)
+
+    send_due_reminders()
+
+    task.refresh_from_db()
+    event = envelope(Event.objects.filter(project_id=task.project_id).latest("seq"))
+    assert (event["type"], event["actor"]) == ("task.updated", None)
+    assert event["data"] == TaskSerializer(task).data  # the task as GET shows it
+    assert event["data"]["reminder_sent_at"] is not None
+    after = read_versions(names)
+    assert all(after[name] is not None and after[name] != before[name] for name in names)

@@ -1,0 +1,35 @@
+"""The reminder rule of the domain: which tasks are due a reminder, and to whom it goes.
+
+The job (scheduled.reminders) runs it as set-based SQL compiled from these filters; the partial
+index task_reminder_due_idx (common.models) serves exactly this condition.
+"""
+
+from datetime import datetime, timedelta
+
+from django.db.models import Q
+
+from common.models import Task
+
+WINDOW = timedelta(hours=24)  # due within this much of now
+
+
+def reminder_due(now: datetime, *, via: str = "") -> Q:
+    """Open tasks, due after `now` and within WINDOW, not reminded for their due date yet.
+
+    `via`: the path to the task from the model filtered (`"task__"` from a Reminder).
+    """
+    return Q(
+        **{
+            f"{via}due_date__gt": now,
+            f"{via}due_date__lte": now + WINDOW,
+            f"{via}reminder_sent_at__isnull": True,
+        }
+    ) & ~Q(**{f"{via}status": Task.Status.COMPLETED})
+
+
+def reminder_recipient(task: Task) -> str:
+    """The assignee's address, else the project owner's; "" when neither has one."""
+    for user in (task.assignee, task.project.owner):
+        if user is not None and user.email:
+            return user.email
+    return ""
