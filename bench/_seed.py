@@ -40,7 +40,7 @@ def tasks(tasks: int, projects: int, users: int, pairs: bool = False) -> dict:
     user = User.objects.get(username=TOKEN_USER)
     rows = Task.objects.order_by("id").values_list("id", "project_id") if pairs else []
     return {
-        "tokens": [str(AccessToken.for_user(user)) for user in users],
+        "token": str(AccessToken.for_user(user)),
         "reseeded": not seeded,
         "hit_keys": hit_keys(user.pk),
         "pairs": list(rows),
