@@ -112,18 +112,26 @@ def _task(number: int, projects: list, users: list, rng: random.Random) -> Task:
     )
 
 
+WS_USERS = 60  # 1,200 sockets at 20 per user
+
+
 def ws_project() -> dict:
-    """A fresh project with one task: its id, a token, and the task.created event as sent."""
-    user, created = get_user_model().objects.get_or_create(username="bench-ws")
-    if created:
-        user.set_unusable_password()
-        user.save()
+    """A fresh project with one task: its id, tokens of WS_USERS users (a user may hold 20
+    sockets), and the task.created event as sent."""
+    users = []
+    for number in range(WS_USERS):
+        user, created = get_user_model().objects.get_or_create(username=f"bench-ws-{number}")
+        if created:
+            user.set_unusable_password()
+            user.save()
+        users.append(user)
+    user = users[0]
     project = services.project_create(actor=user, name=f"ws_latency {datetime.now(UTC)}")
     due = datetime(2030, 1, 1, tzinfo=UTC)
     services.task_create(actor=user, project=project, title="ws_latency 0", due_date=due)
     event = Event.objects.get(project_id=project.id, type=EventType.TASK_CREATED)
     return {
         "project": project.id,
-        "token": str(AccessToken.for_user(user)),
+        "tokens": [str(AccessToken.for_user(user)) for user in users],
         "event": envelope(event),
     }

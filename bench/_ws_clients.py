@@ -47,10 +47,11 @@ class Outcome:
 
 
 class Fleet:
-    """N websocket clients of one URL, each with a reader task recording every event."""
+    """N websocket clients of the URLs given (client i on the i-th, round robin), each with a
+    reader task recording every event."""
 
-    def __init__(self, url: str, size: int) -> None:
-        self.url = url
+    def __init__(self, urls: list[str], size: int) -> None:
+        self.urls = urls
         self.size = size
         self.connections: list[ClientConnection] = []
         self.readers: list[asyncio.Task] = []
@@ -67,7 +68,7 @@ class Fleet:
         for begin in range(0, self.size, CONNECT_BATCH):
             count = min(CONNECT_BATCH, self.size - begin)
             results = await asyncio.gather(
-                *(self._connect() for _ in range(count)), return_exceptions=True
+                *(self._connect(begin + n) for n in range(count)), return_exceptions=True
             )
             failures = [r for r in results if isinstance(r, BaseException)]
             for connection in results:
@@ -75,14 +76,17 @@ class Fleet:
                     self._adopt(connection)
             if failures:
                 raise RuntimeError(
-                    f"{len(failures)} of {count} connections to {self.url.split('?')[0]} "
+                    f"{len(failures)} of {count} connections to {self.urls[0].split('?')[0]} "
                     f"failed ({len(self.connections)} open): {failures[0]!r}"
                 )
         return time.perf_counter() - started
 
-    async def _connect(self) -> ClientConnection:
+    async def _connect(self, index: int) -> ClientConnection:
         return await connect(
-            self.url, open_timeout=CONNECT_TIMEOUT_S, ping_interval=None, close_timeout=5
+            self.urls[index % len(self.urls)],
+            open_timeout=CONNECT_TIMEOUT_S,
+            ping_interval=None,
+            close_timeout=5,
         )
 
     def _adopt(self, connection: ClientConnection) -> None:

@@ -81,7 +81,7 @@ class Setup:
 
     servers: dict[str, Server]
     project: int
-    token: str
+    tokens: list[str]  # of users enough for N sockets within the per-user limit
     template: dict[str, Any]
     channel: str
 
@@ -180,12 +180,12 @@ class Usage:
 
 
 async def run_phase(
-    url: str, size: int, write: Write, servers: list[Server], numbers: range, args: Namespace
+    urls: list[str], size: int, write: Write, servers: list[Server], numbers: range, args: Namespace
 ) -> Phase:
     """Connect N clients, warm up, measure, disconnect."""
     await asyncio.to_thread(wait_idle, [server.pid for server in servers])
     retried = getattr(write, "retried", 0)
-    fleet = Fleet(url, size)
+    fleet = Fleet(urls, size)
     try:
         connect_s = await fleet.open()
         rss = {server.name: rss_mib(server.pid) for server in servers}
@@ -224,13 +224,13 @@ async def run_all(setup: Setup, args: Namespace) -> dict[tuple[int, str], Phase]
     """Every N, candidate and reference taking turns to go first."""
     servers = setup.servers
     realtime, tasks, reference = servers["realtime"], servers["tasks"], servers["reference"]
-    query = f"token={setup.token}&projects={setup.project}"
+    candidate = f"ws://{HOST}:{realtime.port}/ws/notifications/?projects={setup.project}"
     urls = {
-        CANDIDATE: f"ws://{HOST}:{realtime.port}/ws/notifications/?{query}",
-        REFERENCE: f"ws://{HOST}:{reference.port}/",
+        CANDIDATE: [f"{candidate}&token={token}" for token in setup.tokens],
+        REFERENCE: [f"ws://{HOST}:{reference.port}/"],
     }
     watched = {CANDIDATE: [realtime, tasks], REFERENCE: [reference]}
-    headers = {"Authorization": f"Bearer {setup.token}"}
+    headers = {"Authorization": f"Bearer {setup.tokens[0]}"}
     per_phase = args.warmup + args.writes
     phases: dict[tuple[int, str], Phase] = {}
     with (
@@ -365,7 +365,7 @@ def run(args: Namespace) -> dict:
             _procs.servers(args.log_dir or Path(logs)) as started,
         ):
             start_servers(started, env, channel)
-            setup = Setup(started.started, data["project"], data["token"], data["event"], channel)
+            setup = Setup(started.started, data["project"], data["tokens"], data["event"], channel)
             phases = run_async(run_all(setup, args))
             started.stop()
             problems = started.problems()

@@ -24,7 +24,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import DatabaseError
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from common.event_push import event_channel_pattern, listen_in_process, project_of_channel
@@ -226,7 +226,12 @@ def redis_client(url: str) -> Redis:
     """This event loop's client (and connection pool) of the Redis at `url`."""
     per_loop = _clients.setdefault(asyncio.get_running_loop(), {})
     if url not in per_loop:
-        per_loop[url] = Redis.from_url(url, socket_connect_timeout=2, health_check_interval=30)
+        # Blocking: a thousand sockets closing at once wait their turn for one of the pool's
+        # connections, where redis-py's default pool refuses past 100 ("Too many connections").
+        pool = BlockingConnectionPool.from_url(
+            url, max_connections=100, timeout=5, socket_connect_timeout=2, health_check_interval=30
+        )
+        per_loop[url] = Redis(connection_pool=pool)
     return per_loop[url]
 
 
