@@ -127,6 +127,10 @@ def ws_project() -> dict:
         users.append(user)
     user = users[0]
     project = services.project_create(actor=user, name=f"ws_latency {datetime.now(UTC)}")
+    Membership.objects.bulk_create(  # every client's user hears the project (viewers)
+        Membership(project=project, user=member, role=Membership.Role.VIEWER)
+        for member in users[1:]
+    )
     due = datetime(2030, 1, 1, tzinfo=UTC)
     services.task_create(actor=user, project=project, title="ws_latency 0", due_date=due)
     event = Event.objects.get(project_id=project.id, type=EventType.TASK_CREATED)

@@ -6,9 +6,9 @@ index task_reminder_due_idx (common.models) serves exactly this condition.
 
 from datetime import datetime, timedelta
 
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 
-from common.models import Task
+from common.models import Membership, Task
 
 WINDOW = timedelta(hours=24)  # due within this much of now
 
@@ -27,9 +27,20 @@ def reminder_due(now: datetime, *, via: str = "") -> Q:
     ) & ~Q(**{f"{via}status": Task.Status.COMPLETED})
 
 
-def reminder_recipient(task: Task) -> str:
-    """The assignee's address, else the project owner's; "" when neither has one."""
-    for user in (task.assignee, task.project.owner):
+def assignee_is_member(*, via: str = "") -> Exists:
+    """Whether the task's assignee is a member of its project: an annotation for the job's read
+    (`via` as for reminder_due), so the rule costs no query of its own."""
+    members = Membership.objects.filter(
+        project_id=OuterRef(f"{via}project_id"), user_id=OuterRef(f"{via}assignee_id")
+    )
+    return Exists(members)
+
+
+def reminder_recipient(task: Task, *, assignee_is_member: bool) -> str:
+    """The assignee's address while they are a member of the task's project, else the project
+    owner's; "" when neither has one."""
+    assignee = task.assignee if assignee_is_member else None
+    for user in (assignee, task.project.owner):
         if user is not None and user.email:
             return user.email
     return ""

@@ -32,7 +32,7 @@ from django.utils import timezone
 
 from common.models import Reminder, Task
 from common.reminders import WINDOW as WINDOW  # the bench reads it here
-from common.reminders import reminder_due, reminder_recipient
+from common.reminders import assignee_is_member, reminder_due, reminder_recipient
 from common.services import task_mark_reminded
 from scheduled.email import EmailRejected, EmailUnavailable, EmailUncertain, send_email
 
@@ -194,6 +194,7 @@ def _locked(reminder_id: int, *, claim: Claim) -> Reminder | None:
     return (
         Reminder.objects.select_for_update(of=("self",))
         .select_related("task__project__owner", "task__assignee")
+        .annotate(assignee_is_member=assignee_is_member(via="task__"))
         .filter(
             id=reminder_id,
             status=Reminder.Status.PENDING,
@@ -218,7 +219,7 @@ def _release(reminder_ids: list[int], *, claim: Claim) -> int:
 def _send(reminder: Reminder, email_backend, *, resend: bool) -> str:
     """Send one reminder; set its outcome on it (written by _record)."""
     task = reminder.task
-    recipient = reminder_recipient(task)
+    recipient = reminder_recipient(task, assignee_is_member=reminder.assignee_is_member)
     if not recipient:
         logger.warning("reminder for task %s skipped: no assignee or owner email", task.id)
         reminder.status = Reminder.Status.SKIPPED

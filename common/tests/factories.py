@@ -53,10 +53,19 @@ class MembershipFactory(factory.django.DjangoModelFactory):
 class TaskFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Task
+        skip_postgeneration_save = True
 
     project = factory.SubFactory(ProjectFactory)
     title = factory.Sequence(lambda n: f"Task {n}")
     due_date = factory.LazyFunction(lambda: timezone.now() + timedelta(days=3))
+
+    @factory.post_generation
+    def assignee_is_member(task, create, extracted, **kwargs):
+        """Tasks go only to members (role member or above): an assignee given is made one."""
+        if create and task.assignee_id is not None:
+            Membership.objects.get_or_create(
+                project_id=task.project_id, user_id=task.assignee_id, defaults={"role": "member"}
+            )
 
 
 class CommentFactory(factory.django.DjangoModelFactory):

@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from common import services
-from common.models import Reminder, Task
+from common.models import Membership, Reminder, Task
 from common.tests.factories import ProjectFactory, TaskFactory, UserFactory
 from scheduled import reminders
 from scheduled.reminders import Claim, send_due_reminders
@@ -303,3 +303,12 @@ def test_a_sent_reminder_is_announced_as_the_task_and_invalidates_its_cached_lis
     assert event["data"]["reminder_sent_at"] is not None
     after = read_versions(names)
     assert all(after[name] is not None and after[name] != before[name] for name in names)
+
+
+def test_an_assignee_no_longer_a_member_is_not_reminded_the_owner_is(ses):
+    ann = UserFactory(email="ann@example.com")
+    task = due_in(3, assignee=ann, project__owner=UserFactory(email="owner@example.com"))
+    Membership.objects.filter(project=task.project, user=ann).delete()  # behind the services
+
+    assert send_due_reminders() == {"claimed": 1, "sent": 1}
+    assert ses.recipients() == ["owner@example.com"]
