@@ -22,5 +22,7 @@ def test_jobs_sends_one_email_per_due_task_and_stores_every_summary() -> None:
     assert len(reminders["claim_statements"]) == 2  # by statement: its create and its claim
     assert all(ms > 0 for ms in reminders["claim_ms"] + reminders["reference_ms"])
     summaries = result["summaries"]
-    assert summaries["errors"] == [] and summaries["projects"] == 10  # counts checked in the child
-    assert summaries["emails"] > 0 and summaries["store_ms"] > 0
+    assert summaries["errors"] == []
+    assert summaries["projects"] == 10
+    assert summaries["emails"] > 0
+    assert summaries["store_ms"] > 0

@@ -17,11 +17,14 @@ def test_list_cache_serves_only_expected_answers_and_equal_json() -> None:
 
     assert set(result["load"]) == {"cached", "bare", "uncached"}
     for [run] in result["load"].values():
-        assert run.good > 0 and run.errors == 0
+        assert run.good > 0
+        assert run.errors == 0
     assert all(value > 0 for value in list_cache.ratios(result["load"]).values())
     assert len(result["http_ms"]) == 2
     probe = result["json"]  # the two documents were checked equal before timing
-    assert probe["tasks"] == 300 and probe["all"]["bytes"] > probe["page"]["bytes"] > 0
+    assert probe["tasks"] == 300
+    assert probe["all"]["bytes"] > probe["page"]["bytes"] > 0
     assert len(probe["all"]["django_ms"]) == len(probe["all"]["postgres_ms"]) == 2
-    assert probe["steps"] and probe["profile"]
+    assert probe["steps"]
+    assert probe["profile"]
     assert result["problems"] == {"cached": [], "uncached": [], "bare": []}

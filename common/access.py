@@ -9,7 +9,7 @@ so a write and a membership change never interleave. Staff and superusers get no
 
 from enum import StrEnum
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import F, FilteredRelation, Q, QuerySet
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.permissions import BasePermission
@@ -61,7 +61,7 @@ def may_grant(*, caller_role: str, role: str) -> bool:
 
 
 def project_list_visible(
-    user: AbstractBaseUser, projects: QuerySet[Project] | None = None
+    user: AbstractBaseUser | AnonymousUser, projects: QuerySet[Project] | None = None
 ) -> QuerySet[Project]:
     """The `projects` (default: all) `user` is a member of, each with the user's `role` in it."""
     projects = Project.objects.all() if projects is None else projects
@@ -76,7 +76,7 @@ def project_list_visible(
 
 
 def task_list_visible(
-    user: AbstractBaseUser, tasks: QuerySet[Task] | None = None
+    user: AbstractBaseUser | AnonymousUser, tasks: QuerySet[Task] | None = None
 ) -> QuerySet[Task]:
     """The `tasks` (default: all) of the projects `user` is a member of."""
     tasks = Task.objects.all() if tasks is None else tasks

@@ -84,9 +84,10 @@ def publish(
         raise RuntimeError("publish() must run inside the write's transaction")
     now, username = timezone.now(), actor.get_username() if actor else None
     if connection.vendor == "postgresql":  # the seq and the row in one statement
-        [event] = _log_many_in_one_statement(type, [(project_id, data)], now, username) or [None]
-        if event is None:
+        logged = _log_many_in_one_statement(type, [(project_id, data)], now, username)
+        if not logged:
             raise Project.DoesNotExist(f"project {project_id} is gone")
+        [event] = logged
     else:
         event = Event.objects.create(
             project_id=project_id,

@@ -6,7 +6,7 @@ Who may grant what is common.access's `may_grant`; `actor=None` is the system, w
 anything the rules allow (exactly one owner, who cannot leave).
 """
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User  # Django's own (AUTH_USER_MODEL is not swapped)
 from django.db import transaction
 from rest_framework.exceptions import PermissionDenied, ValidationError
 
@@ -15,12 +15,12 @@ from common.events import EventType, publish
 from common.models import Membership, Project, Task
 from common.serializers import TaskSerializer
 
-Actor = AbstractBaseUser | None
+Actor = User | None
 
 
 @transaction.atomic
 def membership_add(
-    *, actor: Actor, project: Project, user: AbstractBaseUser, role: str = Role.MEMBER
+    *, actor: Actor, project: Project, user: User, role: str = Role.MEMBER
 ) -> Membership:
     project = _locked_project(project.pk)
     _require_grant(actor, project, role)
@@ -32,9 +32,7 @@ def membership_add(
 
 
 @transaction.atomic
-def membership_change(
-    *, actor: Actor, project: Project, user: AbstractBaseUser, role: str
-) -> Membership:
+def membership_change(*, actor: Actor, project: Project, user: User, role: str) -> Membership:
     """Give the member `role`. `owner` transfers ownership: the old owner becomes an admin."""
     project = _locked_project(project.pk)
     membership = _locked_membership(project, user)
@@ -54,7 +52,7 @@ def membership_change(
 
 
 @transaction.atomic
-def membership_remove(*, actor: Actor, project: Project, user: AbstractBaseUser) -> None:
+def membership_remove(*, actor: Actor, project: Project, user: User) -> None:
     """Remove the member (their tasks in the project are unassigned). Leaving is always
     allowed, except for the owner, who transfers ownership first."""
     project = _locked_project(project.pk)
@@ -68,7 +66,7 @@ def membership_remove(*, actor: Actor, project: Project, user: AbstractBaseUser)
     _publish(EventType.MEMBER_REMOVED, membership, actor)
 
 
-def membership_leave(*, actor: AbstractBaseUser, project: Project) -> None:
+def membership_leave(*, actor: User, project: Project) -> None:
     membership_remove(actor=actor, project=project, user=actor)
 
 
@@ -81,8 +79,8 @@ def _transfer(actor: Actor, project: Project, membership: Membership) -> Members
             raise PermissionDenied("Only the owner transfers ownership.")
     if membership.role == Role.OWNER:
         return membership
-    old = Membership.objects.select_for_update().select_related("user")
-    old = old.filter(project=project, role=Role.OWNER).first()
+    owners = Membership.objects.select_for_update().select_related("user")
+    old = owners.filter(project=project, role=Role.OWNER).first()
     if old is not None:  # first, so the project never has two owners
         old.role = Role.ADMIN
         old.save(update_fields=["role"])
@@ -105,7 +103,7 @@ def _require_grant(actor: Actor, project: Project, *roles: str) -> None:
         raise PermissionDenied(f"Your role in this project ({caller_role}) may not grant this.")
 
 
-def _unassign_tasks(actor: Actor, project: Project, user: AbstractBaseUser) -> None:
+def _unassign_tasks(actor: Actor, project: Project, user: User) -> None:
     """The user's tasks in the project lose their assignee, each announced as `task.updated`."""
     tasks = Task.objects.select_for_update(of=("self",)).filter(project=project, assignee=user)
     for task in tasks.order_by("pk"):
@@ -119,7 +117,7 @@ def _locked_project(project_id: int) -> Project:
     return Project.objects.select_for_update(no_key=True, of=("self",)).get(pk=project_id)
 
 
-def _locked_membership(project: Project, user: AbstractBaseUser) -> Membership:
+def _locked_membership(project: Project, user: User) -> Membership:
     """The membership under its lock; Membership.DoesNotExist (404) when the user is not in."""
     memberships = Membership.objects.select_for_update(of=("self",)).select_related("user")
     return memberships.get(project=project, user_id=user.pk)

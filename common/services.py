@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User  # Django's own (AUTH_USER_MODEL is not swapped)
 from django.db import connection, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
@@ -26,11 +26,11 @@ from common.events import EventType, publish
 from common.models import Comment, Membership, Project, Task
 from common.serializers import CommentSerializer, ProjectSerializer, TaskSerializer
 
-Actor = AbstractBaseUser | None
+Actor = User | None
 
 
 @transaction.atomic
-def user_update(*, user: AbstractBaseUser, **changes: Any) -> AbstractBaseUser:
+def user_update(*, user: User, **changes: Any) -> User:
     """Change a user's fields. Every list shows usernames; a deactivated user is refused at once,
     the cache's hit path in front of Django included."""
     for field, value in changes.items():
@@ -43,12 +43,12 @@ def user_update(*, user: AbstractBaseUser, **changes: Any) -> AbstractBaseUser:
     return user
 
 
-def user_deactivate(*, user: AbstractBaseUser) -> AbstractBaseUser:
+def user_deactivate(*, user: User) -> User:
     return user_update(user=user, is_active=False)
 
 
 @transaction.atomic
-def user_delete(*, user: AbstractBaseUser) -> None:
+def user_delete(*, user: User) -> None:
     """Delete a user: their projects lose their owner and their tasks their assignee."""
     user_id = user.pk
     user.delete()
@@ -95,7 +95,7 @@ def task_create(
     due_date: datetime,
     description: str = "",
     status: str = Task.Status.PENDING,
-    assignee: AbstractBaseUser | None = None,
+    assignee: User | None = None,
 ) -> Task:
     _lock_projects(project.pk)
     _require(actor, project.pk, Operation.WRITE_TASKS)
@@ -180,7 +180,7 @@ def _require(actor: Actor, project_id: int, operation: Operation) -> None:
         access_require(user=actor, project_id=project_id, operation=operation)
 
 
-def _require_assignee(assignee: AbstractBaseUser | None, project_id: int) -> None:
+def _require_assignee(assignee: User | None, project_id: int) -> None:
     if assignee is not None and not assignee_allowed(user=assignee, project_id=project_id):
         raise ValidationError({"assignee": [_NOT_ASSIGNABLE]})
 

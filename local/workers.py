@@ -59,7 +59,7 @@ class WorkerProcesses:
     def start(self) -> None:
         for command in self.commands:
             # python -m celery: the celery of this interpreter, whatever is on PATH
-            self.processes.append(subprocess.Popen([sys.executable, "-m", *command]))
+            self.processes.append(subprocess.Popen([sys.executable, "-m", *command]))  # noqa: S603 (this interpreter, fixed arguments)
 
     def stop(self) -> None:
         for process in self.processes:

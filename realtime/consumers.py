@@ -221,7 +221,7 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
     async def _ping_forever(self) -> None:
         interval = settings.REALTIME_PING_SECONDS
         # Clients that connected together (after a deploy, say) must not all be pinged at once.
-        await asyncio.sleep(random.uniform(0.5, 1.0) * interval)
+        await asyncio.sleep(random.uniform(0.5, 1.0) * interval)  # noqa: S311 (ping jitter, not a secret)
         while True:
             await self.send_json({"type": "ping"})
             await asyncio.sleep(interval)

@@ -113,4 +113,4 @@ def _describe(exc: ClientError) -> str:
 
 
 def _backoff(attempt: int) -> float:
-    return random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_SECONDS * 2**attempt))
+    return random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_SECONDS * 2**attempt))  # noqa: S311 (backoff jitter, not a secret)

@@ -86,6 +86,7 @@ def _create_due(now: datetime) -> tuple[str, list]:
     """A pending reminder for each task now due one (common.reminders), unless it has one."""
     due = Task.objects.filter(reminder_due(now)).values("id", "due_date")
     due_sql, due_params = due.query.sql_with_params()
+    # Values are parameters; only Django's own SQL and table names go into the text.
     sql = f"""
         INSERT INTO {_table(Reminder)}
             (task_id, due_date, status, claimed_at, claimed_by, uncertain_sends, sent_at,
@@ -93,7 +94,7 @@ def _create_due(now: datetime) -> tuple[str, list]:
         SELECT due.id, due.due_date, %s, NULL, '', 0, NULL, '', '', '', %s FROM ({due_sql}) due
         WHERE true  -- SQLite's parser needs a WHERE before an upsert's ON CONFLICT
         ON CONFLICT (task_id, due_date) DO NOTHING
-    """
+    """  # noqa: S608 (the text is Django's compiled SQL and the models' table names)
     return sql, [Reminder.Status.PENDING.value, _adapt(now), *due_params]
 
 
@@ -119,7 +120,7 @@ def _claim_free(claim: Claim) -> tuple[str, list]:
             uncertain_sends = uncertain_sends + CASE WHEN claimed_at IS NULL THEN 0 ELSE 1 END
         WHERE id IN ({claimable_sql})
         RETURNING id, uncertain_sends
-    """
+    """  # noqa: S608 (the text is Django's compiled SQL and the models' table names)
     return sql, [_adapt(claim.at), claim.run_id, *claimable_params]
 
 

@@ -126,7 +126,7 @@ def _wait_for(name: str) -> bytes | None:
 
 
 def _ttl() -> int:
-    return int(PAGE_TTL_SECONDS * random.uniform(0.9, 1.1))
+    return int(PAGE_TTL_SECONDS * random.uniform(0.9, 1.1))  # noqa: S311 (TTL jitter, not a secret)
 
 
 if TYPE_CHECKING:  # what the mixin is mixed into, for the type checker

@@ -185,7 +185,8 @@ def test_compose_redis_requires_a_password_that_every_url_carries():
 
     assert example["REDIS_PASSWORD"] == ""
     uses = re.findall(r"\$\{REDIS_PASSWORD([^}]*)\}", compose)
-    assert uses and all(use.startswith(":?") for use in uses)
+    assert uses
+    assert all(use.startswith(":?") for use in uses)
     assert "--requirepass" in redis_service["command"]
     for name in ("CACHE_REDIS_URL", "CHANNEL_REDIS_URL"):
         assert app_env[name].startswith("redis://:${REDIS_PASSWORD:?"), name

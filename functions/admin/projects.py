@@ -8,7 +8,7 @@ therefore name no actor; the admin's own history names the staff user.
 
 from django import forms
 from django.contrib import admin
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from common import memberships, services
@@ -84,7 +84,7 @@ class ProjectAdmin(ServiceAdmin):
             services.project_delete(actor=None, project=project)
 
 
-def _member_add(project: Project, user: AbstractBaseUser, role: str) -> None:
+def _member_add(project: Project, user: User, role: str) -> None:
     """Add the member; an owner arrives as a member and takes ownership by a transfer, the
     one path that keeps a single owner and `Project.owner` naming them."""
     with transaction.atomic():

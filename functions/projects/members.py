@@ -13,7 +13,7 @@ from common.models import Membership, Project
 from functions.projects.serializers import MembershipRoleSerializer, MembershipSerializer
 
 
-class _ProjectMembers:
+class _ProjectMembers(generics.GenericAPIView):
     """The members of the project in the URL; 404 for a caller who is not one of them."""
 
     permission_classes = [*generics.GenericAPIView.permission_classes, ProjectAccess]

@@ -20,7 +20,7 @@ class ProjectWithRoleSerializer(ProjectSerializer):
     def get_role(self, project) -> str:
         if (role := getattr(project, "role", None)) is not None:  # the visible list's annotation
             return role
-        return role_of(user=self.context["request"].user, project_id=project.pk)
+        return role_of(user=self.context["request"].user, project_id=project.pk) or ""
 
 
 class MembershipSerializer(ModelSerializer):
@@ -39,7 +39,7 @@ class MembershipSerializer(ModelSerializer):
 class MembershipRoleSerializer(MembershipSerializer):
     """A member's role, the one field a change writes."""
 
-    username = serializers.CharField(source="user.username", read_only=True)
+    username = serializers.CharField(source="user.username", read_only=True)  # type: ignore[assignment]  # read-only here
     role = serializers.ChoiceField(choices=Role.choices)
 
     class Meta(MembershipSerializer.Meta):

@@ -91,7 +91,8 @@ def test_a_write_through_each_event_kind_reads_its_json_body(kind, bearer):
     )
 
     assert status == 201, body
-    assert body["name"] == "Lambda" and body["owner"] == "alice"
+    assert body["name"] == "Lambda"
+    assert body["owner"] == "alice"
     assert Project.objects.get().name == "Lambda"
 
 
@@ -118,7 +119,8 @@ def test_tokens_are_issued_through_the_auth_handler():
         ),
     )
 
-    assert status == 200 and set(body) == {"access", "refresh"}
+    assert status == 200
+    assert set(body) == {"access", "refresh"}
 
 
 @pytest.mark.parametrize("function", ["projects", "tasks", "comments", "auth"])

@@ -67,7 +67,8 @@ def test_the_dockerfile_passes_hadolint():
 
 def test_the_image_runs_as_a_non_root_user():
     users = re.findall(r"^USER\s+(\S+)", (ROOT / "Dockerfile").read_text(), re.MULTILINE)
-    assert users and users[-1].split(":")[0] not in {"root", "0"}
+    assert users
+    assert users[-1].split(":")[0] not in {"root", "0"}
 
 
 def test_the_topology_has_every_role_and_the_infrastructure_has_healthchecks():
@@ -94,7 +95,8 @@ def test_no_secret_is_committed():
     assert "SECRET_KEY" not in compose  # it comes from .env only
     for variable in ("POSTGRES_PASSWORD", "RABBITMQ_PASSWORD"):  # required, no default
         uses = re.findall(rf"\$\{{{variable}([^}}]*)\}}", compose)
-        assert uses and all(use.startswith(":?") for use in uses), variable
+        assert uses, variable
+        assert all(use.startswith(":?") for use in uses), variable
 
 
 @pytest.mark.parametrize("name", sorted(APP_SERVICES))
@@ -249,7 +251,8 @@ def test_each_app_service_command_answers_here_behind_the_gateway(moto_server, t
         app.send_task("scheduled.run_job", args=["prune_events"], queue=queue)
         _wait_for(lambda: "job prune_events:" in worker_log.read_text(), "worker", log=worker_log)
         _wait_for(lambda: "beat: Waking up in" in beat_log.read_text(), "beat", log=beat_log)
-        assert worker.poll() is None and beat.poll() is None
+        assert worker.poll() is None
+        assert beat.poll() is None
 
 
 def _delete_queue(app, queue: str) -> None:
@@ -312,4 +315,5 @@ def _sign_in_to_the_admin(gateway: str) -> None:
         signed_in = client.post("/admin/login/", data=form, headers={"Referer": str(login.url)})
         assert (signed_in.status_code, signed_in.headers["location"]) == (302, "/admin/")
         index = client.get("/admin/")
-        assert index.status_code == 200 and "Taskwire admin" in index.text
+        assert index.status_code == 200
+        assert "Taskwire admin" in index.text

@@ -126,7 +126,8 @@ async def test_task_and_comment_writes_arrive_as_events_in_order(connect, user):
     assert created["actor"] == "alice"
     assert created["data"] == await in_thread(lambda: TaskSerializer(task).data)()
     assert updated["data"]["status"] == "in_progress"
-    assert commented["data"]["task_title"] == "Write" and commented["data"]["content"] == "hi"
+    assert commented["data"]["task_title"] == "Write"
+    assert commented["data"]["content"] == "hi"
     assert deleted["data"] == {"id": task.id, "project": project.id}
     assert set(created) == {"type", "project", "seq", "id", "occurred_at", "actor", "data"}
 
@@ -177,9 +178,13 @@ async def test_a_rolled_back_write_sends_nothing(connect):
     def write_then_fail():
         from django.db import transaction
 
-        with pytest.raises(RuntimeError), transaction.atomic():
-            create_task(project, "doomed")
-            raise RuntimeError("roll back")
+        def doomed():
+            with transaction.atomic():
+                create_task(project, "doomed")
+                raise RuntimeError("roll back")
+
+        with pytest.raises(RuntimeError, match="roll back"):
+            doomed()
 
     await in_thread(write_then_fail)()
     await in_thread(create_task)(project, "kept")
@@ -337,4 +342,5 @@ async def test_a_stored_summary_report_arrives_as_summary_generated(connect):
 
     event = await receive(socket)
     assert (event["type"], event["project"], event["seq"]) == ("summary.generated", project.id, 1)
-    assert event["data"]["project"] == project.id and event["data"]["total"] == 0
+    assert event["data"]["project"] == project.id
+    assert event["data"]["total"] == 0

@@ -69,7 +69,8 @@ async def test_a_socket_that_leaves_a_project_gets_nothing_more_of_it():
     fanout.deliver(2, _text(2, 2))
 
     assert socket.offered == [(2, 1)]
-    assert fanout.by_project == {} and fanout.by_user == {}  # nothing kept for nobody
+    assert fanout.by_project == {}
+    assert fanout.by_user == {}
 
 
 async def test_a_member_added_is_joined_from_that_event_on_and_only_where_they_asked():
@@ -82,8 +83,10 @@ async def test_a_member_added_is_joined_from_that_event_on_and_only_where_they_a
     fanout.deliver(1, _member("member.added", 1, 5, "carol"))
     fanout.deliver(1, _text(1, 6))
 
-    assert anywhere.offered == [(1, 5), (1, 6)] and anywhere.started == [1]
-    assert only_two.offered == [] and other.offered == []
+    assert anywhere.offered == [(1, 5), (1, 6)]
+    assert anywhere.started == [1]
+    assert only_two.offered == []
+    assert other.offered == []
 
 
 async def test_a_project_created_is_its_creators_from_its_first_event():
@@ -94,7 +97,8 @@ async def test_a_project_created_is_its_creators_from_its_first_event():
     fanout.deliver(9, _text(9, 1, "project.created", actor="dave"))
     fanout.deliver(9, _text(9, 2))
 
-    assert creator.offered == [(9, 1), (9, 2)] and creator.started == [9]
+    assert creator.offered == [(9, 1), (9, 2)]
+    assert creator.started == [9]
 
 
 async def test_a_member_removed_gets_unsubscribed_in_place_of_the_event_and_nothing_more():
@@ -107,7 +111,8 @@ async def test_a_member_removed_gets_unsubscribed_in_place_of_the_event_and_noth
     fanout.deliver(1, _member("member.removed", 1, 3, "bob"))
     fanout.deliver(1, _text(1, 4))
 
-    assert removed.offered == [] and removed.left == [1]
+    assert removed.offered == []
+    assert removed.left == [1]
     assert stays.offered == [(1, 3), (1, 4)]
 
 
@@ -123,8 +128,10 @@ async def test_the_sockets_of_a_process_share_one_subscription(connect):
     )
 
     assert [(await receive(socket))["seq"] for socket in sockets] == [1, 1, 1]
-    assert source.task is not None and not source.task.done()
-    assert len(hub().by_user["alice"]) == 3 and len(hub().by_project[project.id]) == 3
+    assert source.task is not None
+    assert not source.task.done()
+    assert len(hub().by_user["alice"]) == 3
+    assert len(hub().by_project[project.id]) == 3
     assert other.id not in hub().by_project
 
 

@@ -56,9 +56,11 @@ def test_celery_settings_are_json_only_acks_late_one_at_a_time_and_bounded():
     conf = app.conf
 
     assert (conf.task_serializer, conf.accept_content) == ("json", ["json"])
-    assert conf.task_acks_late and conf.worker_prefetch_multiplier == 1
+    assert conf.task_acks_late
+    assert conf.worker_prefetch_multiplier == 1
     assert conf.task_soft_time_limit < conf.task_time_limit
-    assert conf.task_ignore_result and conf.result_backend is None
+    assert conf.task_ignore_result
+    assert conf.result_backend is None
     assert conf.timezone == settings.TIME_ZONE
 
 
@@ -90,7 +92,7 @@ def test_the_lambda_scheduled_handler_runs_the_job_in_the_event():
         "job": "prune_events",
         "result": {"pruned": 1},
     }
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="job"):
         handler({"nothing": 1}, None)
 
 

@@ -64,4 +64,5 @@ def test_the_workers_healthcheck_command_exits_0_only_while_the_broker_answers()
     up, down = ready(settings.CELERY_BROKER_URL), ready(closed_broker_url())
 
     assert up.returncode == 0, up.stderr
-    assert down.returncode == 1 and b"not ready: broker" in down.stderr
+    assert down.returncode == 1
+    assert b"not ready: broker" in down.stderr

@@ -128,7 +128,8 @@ def test_a_permanent_rejection_is_recorded_and_not_retried(ses, caplog):
     assert result == {"claimed": 1, "failed": 1}
     assert again == {"claimed": 0}
     reminder = Reminder.objects.get()
-    assert reminder.status == "failed" and "MessageRejected" in reminder.error
+    assert reminder.status == "failed"
+    assert "MessageRejected" in reminder.error
     assert "rejected" in caplog.text
 
 
@@ -237,7 +238,8 @@ def test_a_title_with_a_line_break_is_reminded_on_one_line_and_the_run_goes_on(s
     assert result == {"claimed": 2, "sent": 2}
     first, second = ses.messages()
     assert first["Subject"].startswith("Reminder: 'Poison Bcc: x@evil.example' is due")
-    assert first["Bcc"] is None and second["To"] == "next@example.com"
+    assert first["Bcc"] is None
+    assert second["To"] == "next@example.com"
     assert f"Task #{poison.id}, 'Poison" in first.get_content()  # the body keeps its lines
 
 
@@ -252,7 +254,8 @@ def test_a_message_that_cannot_be_built_is_failed_with_its_error_and_the_run_goe
     assert again == {"claimed": 0}
     assert ses.recipients() == ["next@example.com"]
     failed = Reminder.objects.get(status="failed")
-    assert "could not be built" in failed.error and "newline" in failed.error
+    assert "could not be built" in failed.error
+    assert "newline" in failed.error
 
 
 def test_a_redelivered_run_takes_back_its_own_claim_at_once(ses):

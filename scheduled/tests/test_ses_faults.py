@@ -47,7 +47,8 @@ def test_a_silent_ses_gets_a_reminder_at_most_twice_across_runs_and_leases(silen
     assert after_the_lease == {"claimed": 0}
     assert silent_ses.wait_for_requests(2) == 2
     reminder = Reminder.objects.get()
-    assert reminder.status == "failed" and "outcome unknown" in reminder.error
+    assert reminder.status == "failed"
+    assert "outcome unknown" in reminder.error
     assert "Read timeout" in reminder.error
 
 
@@ -78,4 +79,5 @@ def test_a_summary_whose_send_timed_out_is_recorded_and_never_sent_again(silent_
     assert "failed" not in again
     assert silent_ses.wait_for_requests(1) == 1
     report = SummaryReport.objects.get()
-    assert report.email_status == "failed" and "outcome unknown" in report.email_error
+    assert report.email_status == "failed"
+    assert "outcome unknown" in report.email_error

@@ -65,7 +65,8 @@ def test_each_project_gets_its_counts_stored_emailed_and_announced(ses):
         timezone.localdate(now),
     )
     [message] = ses.messages()
-    assert message["To"] == "owner@example.com" and "Apollo" in message["Subject"]
+    assert message["To"] == "owner@example.com"
+    assert "Apollo" in message["Subject"]
     assert re.search(r"comments last 24h +2\s", message.get_content())
     event = Event.objects.get(type="summary.generated")
     assert envelope(event)["project"] == project.id
@@ -79,7 +80,8 @@ def test_running_twice_for_a_date_stores_sends_and_announces_nothing_twice(ses):
     generate_project_summaries(now=now)
     again = generate_project_summaries(now=now + timedelta(minutes=5))
 
-    assert again["stored"] == 0 and "sent" not in again
+    assert again["stored"] == 0
+    assert "sent" not in again
     assert SummaryReport.objects.count() == 1
     assert len(ses.messages()) == 1
     assert Event.objects.filter(type="summary.generated").count() == 1
@@ -93,7 +95,8 @@ def test_owners_without_an_address_are_skipped_and_rejections_recorded(ses):
     with override_settings(DEFAULT_FROM_EMAIL="unverified@example.com"):
         result = generate_project_summaries()
 
-    assert result["stored"] == 3 and result["failed"] == 1
+    assert result["stored"] == 3
+    assert result["failed"] == 1
     statuses = dict(SummaryReport.objects.values_list("project_id", "email_status"))
     assert sorted(statuses.values()) == ["failed", "skipped", "skipped"]
     assert statuses[rejected.id] == "failed"
@@ -153,7 +156,8 @@ def test_a_project_name_with_a_line_break_is_summarised_on_one_line_and_the_run_
     assert (result["stored"], result["sent"]) == (2, 2)
     first, second = sorted(ses.messages(), key=lambda message: message["To"])
     assert first["Subject"].startswith("Daily summary: Apollo Bcc: x@evil.example, ")
-    assert first["Bcc"] is None and second["To"] == "next@example.com"
+    assert first["Bcc"] is None
+    assert second["To"] == "next@example.com"
 
 
 def test_a_summary_that_cannot_be_built_is_failed_with_its_error_not_shown_in_the_api(ses):
@@ -165,5 +169,6 @@ def test_a_summary_that_cannot_be_built_is_failed_with_its_error_not_shown_in_th
     assert (result["stored"], result["sent"], result["failed"]) == (2, 1, 1)
     assert ses.recipients() == ["next@example.com"]
     report = SummaryReport.objects.get(project=bad)
-    assert report.email_status == "failed" and "could not be built" in report.email_error
+    assert report.email_status == "failed"
+    assert "could not be built" in report.email_error
     assert "email_error" not in SummaryReportSerializer(report).data

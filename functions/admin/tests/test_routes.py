@@ -36,8 +36,10 @@ def test_the_admin_function_answers_the_admin_its_static_files_and_health():
     stylesheet, health = get(application, STYLESHEET), get(application, "/healthz")
 
     assert (index.status_code, index.headers["location"]) == (302, "/admin/login/?next=/admin/")
-    assert login.status_code == 200 and "Taskwire admin" in login.text
-    assert stylesheet.status_code == 200 and stylesheet.headers["content-type"] == "text/css"
+    assert login.status_code == 200
+    assert "Taskwire admin" in login.text
+    assert stylesheet.status_code == 200
+    assert stylesheet.headers["content-type"] == "text/css"
     assert health.json() == {"status": "ok"}
 
 
