@@ -11,7 +11,7 @@ FROM python:3.11-slim-bookworm
 ENV PATH=/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    DJANGO_SETTINGS_MODULE=common.settings \
+    DJANGO_SETTINGS_MODULE=common.infra.settings \
     DEBUG=false
 RUN groupadd --system --gid 10001 taskwire \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin taskwire \

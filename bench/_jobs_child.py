@@ -20,7 +20,7 @@ from django.db import connection, transaction
 
 from bench import median, taking_turns, timed
 from bench._child import recording
-from common.models import Project, Reminder, SummaryReport, Task
+from common.domain.models import Project, Reminder, SummaryReport, Task
 from scheduled.reminders import WINDOW, Claim, _claim, send_due_reminders
 from scheduled.summaries import _store, generate_project_summaries
 

@@ -18,9 +18,9 @@ from rest_framework.renderers import JSONRenderer
 
 from bench import median, taking_turns, timed
 from bench._child import profiled
-from common import selectors
-from common.models import Task
-from common.serializers import TaskSerializer
+from common.api.serializers import TaskSerializer
+from common.domain import selectors
+from common.domain.models import Task
 
 PAGE = 200
 FIELDS = {"id": "t.id", "project": "t.project_id", "title": "t.title"}

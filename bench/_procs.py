@@ -65,7 +65,7 @@ def child_env(database: str, prefix: str, **extra: str) -> dict[str, str]:
     return {
         "PATH": os.environ.get("PATH", os.defpath),
         "PYTHONPATH": str(REPO),
-        "DJANGO_SETTINGS_MODULE": "common.settings",
+        "DJANGO_SETTINGS_MODULE": "common.infra.settings",
         "DEBUG": "false",
         "SECRET_KEY": SECRET_KEY,
         "ALLOWED_HOSTS": HOST,

@@ -12,10 +12,10 @@ from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from rest_framework_simplejwt.tokens import AccessToken
 
-from common import services
-from common.cache import keys, store
-from common.events import EventType, envelope
-from common.models import Comment, Event, Membership, Project, SummaryReport, Task
+from common.domain import services
+from common.domain.events import EventType, envelope
+from common.domain.models import Comment, Event, Membership, Project, SummaryReport, Task
+from common.infra.cache import keys, store
 
 TOKEN_USER = "bench-alice"
 USER_PREFIX = "bench-user-"
@@ -50,7 +50,7 @@ def tasks(tasks: int, projects: int, users: int, pairs: bool = False) -> dict:
 
 def hit_keys(user_id: int) -> list[str]:
     """The Redis keys the hit path reads before a /tasks/ page: the one place the bench knows
-    the list cache's key format (the store's prefix and generation over common.cache's names)."""
+    the list cache's key format (the store's prefix and generation over infra.cache's names)."""
     versions = [keys.version_name(name) for name in keys.page_versions("tasks", None)]
     redis_store = store.store()
     redis_store.ping()  # connected: the generation is known

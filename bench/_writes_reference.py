@@ -12,7 +12,7 @@ import os
 import django
 from django.conf import settings
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "common.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "common.infra.settings")
 django.setup(set_prefix=False)
 settings.ROOT_URLCONF = __name__
 
@@ -21,8 +21,8 @@ from django.db.models.signals import post_save
 from django.urls import include, path
 from rest_framework import generics
 
-from common.models import Task
-from common.serializers import TaskSerializer
+from common.api.serializers import TaskSerializer
+from common.domain.models import Task
 
 # Until the list cache stops invalidating from signals ([2/7]), take its Task handler off here;
 # afterwards this finds nothing to disconnect.
@@ -42,7 +42,7 @@ class TaskDetail(generics.RetrieveUpdateAPIView):
 urlpatterns = [
     path("tasks/", TaskCreate.as_view()),
     path("tasks/<int:pk>/", TaskDetail.as_view()),
-    path("", include("common.urls")),
+    path("", include("common.api.urls")),
 ]
 
 application = get_asgi_application()

@@ -31,7 +31,7 @@ HEADERS += ("reference median ms", "reference min ms", "ratio")
 # The whole environment of a probe: the shared settings in local mode, nothing inherited that
 # could change them (the test suite's DJANGO_SETTINGS_MODULE, DATABASE_URL, ...).
 ENV = {"PATH": os.environ.get("PATH", os.defpath), "PYTHONPATH": str(_procs.REPO)}
-ENV |= {"DJANGO_SETTINGS_MODULE": "common.settings", "DEBUG": "true", "ALLOWED_HOSTS": HOST}
+ENV |= {"DJANGO_SETTINGS_MODULE": "common.infra.settings", "DEBUG": "true", "ALLOWED_HOSTS": HOST}
 
 Sample = dict[str, float]  # the three timings of one cold start, in ms, by phase
 

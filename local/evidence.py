@@ -78,7 +78,7 @@ def _real_run() -> dict:
     # This process sends jobs to the run's worker: the same broker and queue.
     os.environ.update(
         DEBUG="true",
-        DJANGO_SETTINGS_MODULE="common.settings",
+        DJANGO_SETTINGS_MODULE="common.infra.settings",
         CELERY_BROKER_URL=BROKER_URL,
         CELERY_QUEUE=QUEUE,
     )

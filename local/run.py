@@ -48,8 +48,8 @@ def build_gateway():
     from django.apps import apps as installed
     from django.conf import settings
 
-    from common.asgi import function_application
-    from common.static import StaticFiles
+    from common.infra.asgi import function_application
+    from common.infra.static import StaticFiles
     from functions.auth.handler import application as auth
     from functions.comments.handler import application as comments
     from functions.projects.handler import application as projects

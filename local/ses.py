@@ -14,7 +14,7 @@ from email.utils import getaddresses, parseaddr, parsedate_to_datetime
 
 from django.conf import settings
 
-from common.timestamps import rfc3339_utc
+from common.api.timestamps import rfc3339_utc
 
 FAKE_CREDENTIALS = {  # moto accepts anything; these keep boto3 from looking for real ones
     "AWS_ACCESS_KEY_ID": "local",

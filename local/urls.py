@@ -4,7 +4,7 @@ the SES mock's outbox and running a job now."""
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from common.urls import handler400, handler404, handler500  # noqa: F401 (read from the root urlconf)
+from common.api.urls import handler400, handler404, handler500  # noqa: F401 (read from the root urlconf)
 from functions.auth.urls import urlpatterns as auth_urls
 from functions.comments.urls import urlpatterns as comments_urls
 from functions.projects.urls import urlpatterns as projects_urls

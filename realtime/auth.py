@@ -15,7 +15,7 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import AccessToken
 
-from common.bearer import asgi_bearer_token
+from common.api.bearer import asgi_bearer_token
 
 BEARER_SUBPROTOCOL = "bearer"
 

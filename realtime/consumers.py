@@ -20,8 +20,8 @@ from django.conf import settings
 from django.db.models import Max, Min
 from django.utils import timezone
 
-from common.events import envelope, event_list_after
-from common.models import Event, Membership, Project
+from common.domain.events import envelope, event_list_after
+from common.domain.models import Event, Membership, Project
 from realtime.auth import accepted_subprotocol, authenticate
 from realtime.fanout import hub
 from realtime.socket_quota import MAX_PER_USER, RENEW_SECONDS, socket_quota

@@ -1,12 +1,12 @@
 """The fan-out: one subscription per process to every project's events, handed to the sockets.
 
 A hub per event loop holds ONE Redis pub/sub subscription (redis.asyncio, public API) to the
-channels common.event_push publishes on, and a dict project -> the sockets that want it. Each
+channels common.infra.event_push publishes on, and a dict project -> the sockets that want it. Each
 message is parsed once per process (for its seq); a delivery is a set lookup and, per socket,
 its own `offer`, which only queues the text for that socket's task. Sockets join per project;
 "every project" is an explicit, separate set, for sockets that named none (while memberships do
 not exist, that is every project there is). Without Redis (the local mode) the events come from
-this process's writes instead (common.event_push.listen_in_process).
+this process's writes instead (common.infra.event_push.listen_in_process).
 
 Best effort, as the push is: a message lost while Redis is away shows as a gap in `seq`, which
 each socket fills from the event log.
@@ -27,7 +27,7 @@ from django.db import DatabaseError
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
-from common.event_push import event_channel_pattern, listen_in_process, project_of_channel
+from common.infra.event_push import event_channel_pattern, listen_in_process, project_of_channel
 
 logger = logging.getLogger(__name__)
 

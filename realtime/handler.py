@@ -7,9 +7,9 @@ bytes; a client frame over 64 KiB closes the socket with 1009 before it is read 
 
 import gc
 
-from common.asgi import function_application
+from common.infra.asgi import function_application
 
-http = function_application("common.urls")  # also sets Django up, before the consumer imports
+http = function_application("common.api.urls")  # also sets Django up, before the consumer imports
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402

@@ -10,7 +10,7 @@ from celery import Celery
 
 from scheduled.schedule import beat_schedule
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "common.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "common.infra.settings")
 
 app = Celery("taskwire")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -7,7 +7,7 @@ import os
 
 import django
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "common.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "common.infra.settings")
 django.setup()
 
 from scheduled.jobs import run_job  # noqa: E402

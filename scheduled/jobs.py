@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from common.events import event_prune
+from common.domain.events import event_prune
 from scheduled.reminders import send_due_reminders
 from scheduled.summaries import email_summaries, generate_project_summaries
 

@@ -18,6 +18,6 @@ def broker_ping() -> None:
 
 def broker_readiness_register() -> None:
     """Make this process's /readyz ask the broker too (a process that uses it calls this)."""
-    from common.health import READINESS_CHECKS
+    from common.api.health import READINESS_CHECKS
 
     READINESS_CHECKS["broker"] = broker_ping

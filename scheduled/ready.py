@@ -10,7 +10,7 @@ import django
 
 
 def main() -> int:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "common.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "common.infra.settings")
     django.setup()
     from scheduled.readiness import broker_ping
 

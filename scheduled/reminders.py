@@ -30,10 +30,10 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from common.models import Reminder, Task
-from common.reminders import WINDOW as WINDOW  # the bench reads it here
-from common.reminders import assignee_is_member, reminder_due, reminder_recipient
-from common.services import task_mark_reminded
+from common.domain.models import Reminder, Task
+from common.domain.reminders import WINDOW as WINDOW  # the bench reads it here
+from common.domain.reminders import assignee_is_member, reminder_due, reminder_recipient
+from common.domain.services import task_mark_reminded
 from scheduled.email import EmailRejected, EmailUnavailable, EmailUncertain, send_email
 
 logger = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ def _current_run_id() -> str:
 
 
 def _create_due(now: datetime) -> tuple[str, list]:
-    """A pending reminder for each task now due one (common.reminders), unless it has one."""
+    """A pending reminder for each task now due one (common.domain.reminders), unless it has one."""
     due = Task.objects.filter(reminder_due(now)).values("id", "due_date")
     due_sql, due_params = due.query.sql_with_params()
     # Values are parameters; only Django's own SQL and table names go into the text.

@@ -18,9 +18,9 @@ from django.core.mail import get_connection
 from django.db import connection, router, transaction
 from django.utils import timezone
 
-from common.events import EventType, publish_many
-from common.models import Comment, Project, SummaryReport, Task
-from common.serializers import SummaryReportSerializer
+from common.api.serializers import SummaryReportSerializer
+from common.domain.events import EventType, publish_many
+from common.domain.models import Comment, Project, SummaryReport, Task
 from scheduled.email import EmailRejected, EmailUnavailable, EmailUncertain, send_email
 
 logger = logging.getLogger(__name__)

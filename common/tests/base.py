@@ -5,8 +5,8 @@ from datetime import datetime
 from rest_framework.test import APITestCase
 from rest_framework_simplejwt.tokens import AccessToken
 
+from common.api.timestamps import rfc3339_utc
 from common.tests.factories import UserFactory
-from common.timestamps import rfc3339_utc
 
 # A Redis cache nobody answers: for tests of an outage.
 CLOSED_CACHE = {

@@ -6,7 +6,7 @@ import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from common.models import Comment, Membership, Project, SummaryReport, Task
+from common.domain.models import Comment, Membership, Project, SummaryReport, Task
 
 
 class UserFactory(factory.django.DjangoModelFactory):

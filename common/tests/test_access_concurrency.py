@@ -12,8 +12,8 @@ from django.db import connection, connections, transaction
 from django.test import TransactionTestCase
 from rest_framework.exceptions import APIException
 
-from common import memberships, services
-from common.models import Event, Membership, Project, Task
+from common.domain import memberships, services
+from common.domain.models import Event, Membership, Project, Task
 from common.tests.factories import MembershipFactory, ProjectFactory, TaskFactory, UserFactory
 
 TIMEOUT = 10

@@ -13,12 +13,12 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework_simplejwt.tokens import AccessToken
 
-from common import cache as list_cache
-from common import services
-from common.cache.keys import version_name
-from common.cache.store import store
-from common.cache.versions import bump
-from common.models import Task
+from common.domain import services
+from common.domain.models import Task
+from common.infra import cache as list_cache
+from common.infra.cache.keys import version_name
+from common.infra.cache.store import store
+from common.infra.cache.versions import bump
 from common.tests.base import CLOSED_CACHE, APITest
 from common.tests.factories import ProjectFactory, TaskFactory, UserFactory
 
@@ -232,7 +232,7 @@ class CacheOutageTests(APITest):
         project = ProjectFactory(owner=self.user)
 
         with (
-            self.assertLogs("common.cache", "WARNING"),
+            self.assertLogs("common.infra.cache", "WARNING"),
             self.captureOnCommitCallbacks(execute=True),
         ):
             listed = self.client.get("/tasks/")
@@ -249,7 +249,7 @@ class CacheOutageTests(APITest):
 
     def test_caching_resumes_by_itself_when_redis_returns(self):
         TaskFactory(project__owner=self.user)
-        with self.assertLogs("common.cache", "WARNING"):
+        with self.assertLogs("common.infra.cache", "WARNING"):
             self.assertEqual(self.client.get("/tasks/")["X-Cache"], "miss")
 
         store().skip_until = 0.0  # as if the few seconds of skipping had passed

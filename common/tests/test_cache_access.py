@@ -9,7 +9,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from rest_framework_simplejwt.tokens import AccessToken
 
-from common import memberships
+from common.domain import memberships
 from common.tests.factories import ProjectFactory, TaskFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)

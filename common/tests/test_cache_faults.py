@@ -18,8 +18,8 @@ from asgiref.sync import async_to_sync
 from django.utils import timezone
 from rest_framework_simplejwt.tokens import AccessToken
 
-from common import services
-from common.cache.store import store
+from common.domain import services
+from common.infra.cache.store import store
 from common.tests.factories import MembershipFactory, ProjectFactory, TaskFactory
 
 PREFIX = "faults"

@@ -14,7 +14,7 @@ from asgiref.sync import async_to_sync
 from django.test import override_settings
 from rest_framework_simplejwt.tokens import AccessToken
 
-from common.asgi import function_application
+from common.infra.asgi import function_application
 from common.tests.base import APITest
 from common.tests.factories import TaskFactory, UserFactory
 
@@ -202,7 +202,7 @@ def _redis_settings(**env: str) -> list[str]:
     base = {k: v for k, v in os.environ.items() if not k.endswith("REDIS_URL")}
     result = subprocess.run(
         [sys.executable, "-c", code],
-        env={**base, "DJANGO_SETTINGS_MODULE": "common.settings", **env},
+        env={**base, "DJANGO_SETTINGS_MODULE": "common.infra.settings", **env},
         capture_output=True,
         text=True,
         check=True,

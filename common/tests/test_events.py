@@ -8,9 +8,9 @@ from django.db import transaction
 from django.test import TestCase, TransactionTestCase, override_settings
 from django.utils import timezone
 
-from common import services
-from common.events import EventType, envelope, publish
-from common.models import Event, Project
+from common.domain import services
+from common.domain.events import EventType, envelope, publish
+from common.domain.models import Event, Project
 from common.tests.base import APITest
 from common.tests.factories import ProjectFactory, TaskFactory
 
@@ -99,7 +99,7 @@ class RedisDownTests(APITest):
         body = {"project": project.id, "title": "t", "due_date": "2030-01-01T00:00:00Z"}
 
         with (
-            self.assertLogs("common.events", "WARNING") as logs,
+            self.assertLogs("common.domain.events", "WARNING") as logs,
             self.captureOnCommitCallbacks(execute=True),
         ):
             response = self.client.post("/tasks/", body, format="json")

@@ -8,7 +8,7 @@ from asgiref.sync import async_to_sync
 from django.test import override_settings
 from rest_framework_simplejwt.tokens import AccessToken
 
-from common.models import Task
+from common.domain.models import Task
 from common.tests.base import APITest
 from common.tests.factories import ProjectFactory, TaskFactory
 
@@ -134,7 +134,7 @@ def _asgi_call(app, chunks: list[bytes], token: str, headers=()) -> tuple[int, d
 
 @pytest.mark.django_db(transaction=True)
 def test_a_chunked_body_is_read(django_user_model):
-    from common.asgi import function_application
+    from common.infra.asgi import function_application
 
     app = function_application("functions.projects.urls")  # without the cache front
     token = str(AccessToken.for_user(django_user_model.objects.create_user(username="c")))
@@ -146,7 +146,7 @@ def test_a_chunked_body_is_read(django_user_model):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_chunked_body_over_the_limit_is_a_413(django_user_model):
-    from common.asgi import function_application
+    from common.infra.asgi import function_application
 
     app = function_application("functions.projects.urls")
     token = str(AccessToken.for_user(django_user_model.objects.create_user(username="c")))
@@ -158,7 +158,7 @@ def test_a_chunked_body_over_the_limit_is_a_413(django_user_model):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_declared_body_over_the_limit_is_a_413_before_any_of_it_is_read(django_user_model):
-    from common.asgi import function_application
+    from common.infra.asgi import function_application
 
     app = function_application("functions.projects.urls")
     token = str(AccessToken.for_user(django_user_model.objects.create_user(username="c")))
@@ -174,7 +174,7 @@ def test_a_declared_body_over_the_limit_is_a_413_before_any_of_it_is_read(django
 
 @pytest.mark.django_db(transaction=True)
 def test_a_content_length_that_is_not_a_length_is_a_400(django_user_model):
-    from common.asgi import function_application
+    from common.infra.asgi import function_application
 
     app = function_application("functions.projects.urls")
     token = str(AccessToken.for_user(django_user_model.objects.create_user(username="c")))

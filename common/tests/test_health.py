@@ -9,7 +9,7 @@ from django.test import TestCase, override_settings
 from common.tests.base import CLOSED_CACHE
 
 
-@override_settings(ROOT_URLCONF="common.urls")
+@override_settings(ROOT_URLCONF="common.api.urls")
 class HealthTests(TestCase):
     def test_healthz_answers_ok_without_auth_or_queries(self):
         with self.assertNumQueries(0):
@@ -30,8 +30,8 @@ class HealthTests(TestCase):
         unreachable = ConnectionHandler({"default": closed_port})["default"]
 
         with (
-            mock.patch("common.health.connection", unreachable),
-            self.assertLogs("common.health", "WARNING"),
+            mock.patch("common.api.health.connection", unreachable),
+            self.assertLogs("common.api.health", "WARNING"),
         ):
             response = self.client.get("/readyz")
 
@@ -47,7 +47,7 @@ class HealthTests(TestCase):
 
     @override_settings(CACHES=CLOSED_CACHE)
     def test_readyz_answers_503_naming_the_cache_when_redis_is_down(self):
-        with self.assertLogs("common.health", "WARNING"):
+        with self.assertLogs("common.api.health", "WARNING"):
             response = self.client.get("/readyz")
 
         self.assertEqual(response.status_code, 503)

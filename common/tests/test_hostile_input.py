@@ -10,8 +10,8 @@ from django.test import TransactionTestCase, override_settings
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
-from common import health
-from common.models import TEXT_MAX_LENGTH, Comment, Project, Task
+from common.api import health
+from common.domain.models import TEXT_MAX_LENGTH, Comment, Project, Task
 from common.tests.base import APITest
 from common.tests.factories import ProjectFactory, TaskFactory, UserFactory
 
@@ -188,7 +188,7 @@ class BusyDatabaseTests(TransactionTestCase):
         self._hold_row_lock(self.locked)
         before = _state()
 
-        with self.assertLogs("common.middleware", "WARNING"):
+        with self.assertLogs("common.api.middleware", "WARNING"):
             response = self.client.patch(
                 f"/projects/{self.locked.id}/", {"name": "Renamed"}, format="json"
             )
@@ -215,14 +215,14 @@ class BusyDatabaseTests(TransactionTestCase):
         held = [pool.getconn() for _ in range(pool.max_size)]
         self.addCleanup(lambda: [pool.putconn(conn) for conn in held])
 
-        with self.assertLogs("common.middleware", "WARNING"):
+        with self.assertLogs("common.api.middleware", "WARNING"):
             response = self.client.get(f"/projects/{self.other.id}/")
 
         self.assertEqual(response.status_code, 503)
         self.assertEqual(response["Retry-After"], "2")
 
 
-@override_settings(ROOT_URLCONF="common.urls")
+@override_settings(ROOT_URLCONF="common.api.urls")
 class FastReadinessTests(TransactionTestCase):
     def test_readyz_answers_within_its_deadline_when_a_dependency_hangs(self):
         release = threading.Event()
@@ -234,7 +234,7 @@ class FastReadinessTests(TransactionTestCase):
         checks = {**health.READINESS_CHECKS, "database": hangs}
         with (
             pytest.MonkeyPatch.context() as patch,
-            self.assertLogs("common.health", "WARNING") as logs,
+            self.assertLogs("common.api.health", "WARNING") as logs,
         ):
             patch.setattr(health, "READINESS_CHECKS", checks)
             patch.setattr(health, "READY_TIMEOUT_SECONDS", 0.2)

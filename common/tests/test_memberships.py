@@ -6,8 +6,8 @@ from django.apps import apps
 from django.test import TestCase
 from rest_framework.exceptions import PermissionDenied, ValidationError
 
-from common import memberships, services
-from common.models import Event, Membership, Project, Task
+from common.domain import memberships, services
+from common.domain.models import Event, Membership, Project, Task
 from common.tests.factories import MembershipFactory, ProjectFactory, TaskFactory, UserFactory
 
 
@@ -161,7 +161,7 @@ class MembershipMigrationTests(TestCase):
         owned, orphan = ProjectFactory(), ProjectFactory(owner=None)
         Membership.objects.all().delete()
 
-        migration = import_module("common.migrations.0006_memberships")
+        migration = import_module("common.domain.migrations.0006_memberships")
         migration.owners_become_owner_members(apps, None)
 
         self.assertEqual(roles(owned), {owned.owner.username: "owner"})

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 from django.test import TestCase
 from django.utils import timezone
 
-from common.models import Task
-from common.selectors import task_list, task_rows_json
-from common.serializers import TaskSerializer
+from common.api.serializers import TaskSerializer
+from common.domain.models import Task
+from common.domain.selectors import task_list, task_rows_json
 from common.tests.factories import TaskFactory, UserFactory
 
 

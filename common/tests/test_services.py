@@ -4,9 +4,9 @@ from django.test import TestCase
 from django.utils import timezone
 from rest_framework.exceptions import NotFound
 
-from common import services
-from common.errors import exception_handler
-from common.models import Event, Project, Task
+from common.api.errors import exception_handler
+from common.domain import services
+from common.domain.models import Event, Project, Task
 from common.tests.factories import ProjectFactory, TaskFactory
 
 
@@ -71,7 +71,7 @@ def test_the_compiled_locks_are_the_querysets_sql_with_the_value_as_their_one_pa
     # a pk filter as one parameter and the locks as FOR NO KEY UPDATE / FOR UPDATE OF the task.
     from django.db import transaction
 
-    from common.services import _compiled, _project_lock, _task_lock
+    from common.domain.services import _compiled, _project_lock, _task_lock
 
     with transaction.atomic():
         project_sql, project_params = _compiled(_project_lock, 5)
@@ -83,9 +83,9 @@ def test_the_compiled_locks_are_the_querysets_sql_with_the_value_as_their_one_pa
 
 
 def test_the_events_representation_is_the_serializers(db):
-    from common.models import Comment
-    from common.serializers import CommentSerializer, ProjectSerializer, TaskSerializer
-    from common.services import _representation
+    from common.api.serializers import CommentSerializer, ProjectSerializer, TaskSerializer
+    from common.domain.models import Comment
+    from common.domain.services import _representation
     from common.tests.factories import CommentFactory, UserFactory
 
     task = TaskFactory(assignee=UserFactory())

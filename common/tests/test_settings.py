@@ -13,7 +13,7 @@ def run_settings(*, show: str = "settings.SECRET_KEY", **env: str) -> subprocess
     base = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DEBUG", "VAR_DIR")}
     return subprocess.run(
         [sys.executable, "-c", SETTINGS.format(show)],
-        env={**base, "DJANGO_SETTINGS_MODULE": "common.settings", **env},
+        env={**base, "DJANGO_SETTINGS_MODULE": "common.infra.settings", **env},
         capture_output=True,
         text=True,
         check=False,

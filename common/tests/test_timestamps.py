@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta, timezone
 
-from common.timestamps import rfc3339_utc
+from common.api.timestamps import rfc3339_utc
 
 
 def test_a_whole_second_is_written_without_a_fraction():

@@ -11,9 +11,9 @@ from django.contrib import admin
 from django.contrib.auth.models import User
 from django.db import transaction
 
-from common import memberships, services
-from common.access import Role
-from common.models import Comment, Membership, Project
+from common.domain import memberships, services
+from common.domain.access import Role
+from common.domain.models import Comment, Membership, Project
 from functions.admin.service_admin import RefusableForm, ServiceAdmin, adopt
 from functions.admin.site import site
 

@@ -11,8 +11,8 @@ expires), and the admin needs its migrations anyway for its change history. Expi
 are cleared with `manage.py clearsessions`.
 """
 
-from common.settings import *  # noqa: F403
-from common.settings import INSTALLED_APPS, MIDDLEWARE, _env_bool
+from common.infra.settings import *  # noqa: F403
+from common.infra.settings import INSTALLED_APPS, MIDDLEWARE, _env_bool
 
 ADMIN_APPS = [
     "django.contrib.admin.apps.SimpleAdminConfig",  # functions.admin.site registers its models

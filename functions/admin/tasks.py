@@ -8,8 +8,8 @@ or above, and a refusal shows on the form.
 from django import forms
 from django.contrib import admin
 
-from common import services
-from common.models import Comment, Task
+from common.domain import services
+from common.domain.models import Comment, Task
 from functions.admin.service_admin import ServiceAdmin, adopt
 from functions.admin.site import site
 

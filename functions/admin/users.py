@@ -1,6 +1,6 @@
 """Users in the admin: Django's own forms create them, deactivate them and reset passwords.
 
-A change to a user goes through common.services.user_update, whose effects after commit make the
+A change to a user goes through domain.services.user_update, whose effects after commit make the
 cache forget what it knew (every list shows usernames, and a deactivated user loses the hit path
 in front of Django at once).
 Deleting a user is not offered: it would drop their memberships without the membership services
@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
 
-from common import services
+from common.domain import services
 from functions.admin.site import site
 
 

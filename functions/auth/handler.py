@@ -6,7 +6,7 @@ AWS Lambda: `functions.auth.handler.handler`
 
 from mangum import Mangum
 
-from common.asgi import function_application
+from common.infra.asgi import function_application
 
 application = function_application("functions.auth.urls")
 handler = Mangum(application, lifespan="off")

@@ -1,11 +1,11 @@
 from django.urls import include, path
 
-from common.urls import handler400, handler404, handler500  # noqa: F401 (read from the root urlconf)
+from common.api.urls import handler400, handler404, handler500  # noqa: F401 (read from the root urlconf)
 from functions.auth import views
 
 urlpatterns = [
     path("auth/token/", views.TokenObtain.as_view(), name="token-obtain"),
     path("auth/token/refresh/", views.TokenRefresh.as_view(), name="token-refresh"),
     path("auth/me/", views.Me.as_view(), name="me"),
-    path("", include("common.urls")),
+    path("", include("common.api.urls")),
 ]

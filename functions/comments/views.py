@@ -3,10 +3,10 @@
 from django.shortcuts import get_object_or_404
 from rest_framework import generics
 
-from common import selectors, services
-from common.access import Operation, ProjectAccess, task_list_visible
-from common.models import Comment
-from common.serializers import CommentSerializer
+from common.api.serializers import CommentSerializer
+from common.domain import selectors, services
+from common.domain.access import Operation, ProjectAccess, task_list_visible
+from common.domain.models import Comment
 
 
 class CommentList(generics.ListCreateAPIView):

@@ -6,7 +6,7 @@ AWS Lambda: `functions.projects.handler.handler`
 
 from mangum import Mangum
 
-from common.asgi import function_application
+from common.infra.asgi import function_application
 
 application = function_application("functions.projects.urls", cached_lists=("projects",))
 handler = Mangum(application, lifespan="off")

@@ -1,15 +1,15 @@
 """A project's members over HTTP: /projects/{id}/members/ and /projects/{id}/members/{username}/.
 
 Validate, make one membership service call, answer. Who may grant which role is the
-services' rule (common.memberships); a view only declares what each method needs.
+services' rule (common.domain.memberships); a view only declares what each method needs.
 """
 
 from django.shortcuts import get_object_or_404
 from rest_framework import generics
 
-from common import memberships
-from common.access import Operation, ProjectAccess
-from common.models import Membership, Project
+from common.domain import memberships
+from common.domain.access import Operation, ProjectAccess
+from common.domain.models import Membership, Project
 from functions.projects.serializers import MembershipRoleSerializer, MembershipSerializer
 
 

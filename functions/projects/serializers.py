@@ -3,9 +3,9 @@
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
-from common.access import Role, role_of
-from common.models import Membership
-from common.serializers import ModelSerializer, ProjectSerializer, UsernameField
+from common.api.serializers import ModelSerializer, ProjectSerializer, UsernameField
+from common.domain.access import Role, role_of
+from common.domain.models import Membership
 
 
 class ProjectWithRoleSerializer(ProjectSerializer):

@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from common.urls import handler400, handler404, handler500  # noqa: F401 (read from the root urlconf)
+from common.api.urls import handler400, handler404, handler500  # noqa: F401 (read from the root urlconf)
 from functions.projects import members, views
 
 urlpatterns = [
@@ -15,5 +15,5 @@ urlpatterns = [
         members.MemberDetail.as_view(),
         name="project-member",
     ),
-    path("", include("common.urls")),
+    path("", include("common.api.urls")),
 ]

@@ -2,12 +2,12 @@
 
 from rest_framework import generics
 
-from common import selectors, services
-from common.access import Operation, ProjectAccess, project_list_visible
-from common.cache import CachedListMixin
-from common.filters import ProjectFilter
-from common.models import SummaryReport
-from common.serializers import SummaryReportSerializer
+from common.api.filters import ProjectFilter
+from common.api.serializers import SummaryReportSerializer
+from common.domain import selectors, services
+from common.domain.access import Operation, ProjectAccess, project_list_visible
+from common.domain.models import SummaryReport
+from common.infra.cache import CachedListMixin
 from functions.projects.serializers import ProjectWithRoleSerializer
 
 

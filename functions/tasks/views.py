@@ -4,12 +4,12 @@ from typing import cast
 
 from rest_framework import generics
 
-from common import selectors, services
-from common.access import Operation, ProjectAccess, task_list_visible
-from common.cache import CachedListMixin
-from common.filters import TaskFilter
-from common.pagination import PageNumberPagination
-from common.serializers import TaskSerializer
+from common.api.filters import TaskFilter
+from common.api.pagination import PageNumberPagination
+from common.api.serializers import TaskSerializer
+from common.domain import selectors, services
+from common.domain.access import Operation, ProjectAccess, task_list_visible
+from common.infra.cache import CachedListMixin
 
 
 class TaskList(CachedListMixin, generics.ListCreateAPIView):

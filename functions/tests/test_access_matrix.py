@@ -16,7 +16,7 @@ from django.urls import URLPattern, URLResolver
 from rest_framework.test import APITestCase
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
-from common.models import Comment, Event, Membership, Project, SummaryReport, Task
+from common.domain.models import Comment, Event, Membership, Project, SummaryReport, Task
 from common.tests.factories import (
     CommentFactory,
     MembershipFactory,
@@ -167,7 +167,7 @@ def _endpoints(patterns, prefix: str = "") -> set[tuple[str, str]]:
             found |= _endpoints(pattern.url_patterns, route)
         elif isinstance(pattern, URLPattern):
             view = getattr(pattern.callback, "view_class", None)
-            if view is None:  # a function view: common.health's, GET only
+            if view is None:  # a function view: common.api.health's, GET only
                 found.add((route, "GET"))
                 continue
             methods = {name.upper() for name in view.http_method_names if hasattr(view, name)}

@@ -9,7 +9,7 @@ import json
 import pytest
 from rest_framework_simplejwt.tokens import AccessToken
 
-from common.models import Project
+from common.domain.models import Project
 from common.tests.factories import TaskFactory, UserFactory
 from functions.tests.events import EVENT_KINDS
 

@@ -183,7 +183,7 @@ def _wait_for(check, what: str, seconds: float = 60, log: Path | None = None):
 def test_each_app_service_command_answers_here_behind_the_gateway(moto_server, tmp_path):
     env = {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "common.settings",  # the image's, as Dockerfile sets it
+        "DJANGO_SETTINGS_MODULE": "common.infra.settings",  # the image's, as Dockerfile sets it
         "DEBUG": "false",
         "SECRET_KEY": settings.SECRET_KEY,
         "ALLOWED_HOSTS": "127.0.0.1,localhost",

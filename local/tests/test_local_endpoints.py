@@ -9,7 +9,7 @@ from django.utils import timezone
 from moto import mock_aws
 from rest_framework.test import APITestCase
 
-from common.models import Reminder
+from common.domain.models import Reminder
 from common.tests.factories import TaskFactory, UserFactory
 from local import ses
 from local.tests.ses_server import running_moto_server
@@ -138,8 +138,8 @@ class EmbeddedRunStaticAndDocsTests(SimpleTestCase):
     """The local run's static files and docs answer JSON 4xx for what they cannot serve."""
 
     def setUp(self):
-        from common.asgi import function_application
-        from common.static import StaticFiles
+        from common.infra.asgi import function_application
+        from common.infra.static import StaticFiles
 
         app = StaticFiles(function_application("local.urls"))
         self.client = httpx.AsyncClient(

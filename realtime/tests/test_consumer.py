@@ -8,10 +8,10 @@ from django.test import override_settings
 from django.utils import timezone
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
-from common import services
-from common.events import event_prune
-from common.models import Event, Task
-from common.serializers import TaskSerializer
+from common.api.serializers import TaskSerializer
+from common.domain import services
+from common.domain.events import event_prune
+from common.domain.models import Event, Task
 from common.tests.factories import ProjectFactory, UserFactory
 from realtime.tests.conftest import TIMEOUT, expired_token, in_thread, receive
 
@@ -224,7 +224,7 @@ async def test_since_zero_replays_from_the_start(connect):
 async def test_an_event_already_replayed_is_not_sent_again_when_it_arrives_live(connect):
     from django.conf import settings
 
-    from common.event_push import event_channel
+    from common.infra.event_push import event_channel
     from realtime.fanout import redis_client
 
     project = await in_thread(ProjectFactory)(owner__username="alice")

@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db import connection
 from rest_framework_simplejwt.tokens import AccessToken
 
-from common.models import Event
+from common.domain.models import Event
 from common.tests.factories import ProjectFactory, UserFactory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,7 +55,7 @@ def servers(django_db_setup, tmp_path_factory) -> Iterator[dict[str, int]]:
     """uvicorn processes: two of the tasks function, one of comments, one realtime."""
     env = {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "common.settings",
+        "DJANGO_SETTINGS_MODULE": "common.infra.settings",
         "DEBUG": "false",
         "SECRET_KEY": settings.SECRET_KEY,
         "ALLOWED_HOSTS": "127.0.0.1",

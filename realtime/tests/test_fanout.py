@@ -6,8 +6,8 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 
-from common import services
-from common.event_push import event_channel
+from common.domain import services
+from common.infra.event_push import event_channel
 from common.tests.factories import ProjectFactory
 from realtime.fanout import Hub, LocalSource, hub, redis_client
 from realtime.tests.conftest import TIMEOUT, in_thread, receive

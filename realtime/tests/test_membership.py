@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 from rest_framework_simplejwt.tokens import AccessToken
 
-from common import memberships, services
+from common.domain import memberships, services
 from common.tests.factories import ProjectFactory, UserFactory
 from realtime import fanout
 from realtime.tests.conftest import TIMEOUT, in_thread, receive

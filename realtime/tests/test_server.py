@@ -85,7 +85,7 @@ def _compose_realtime(port: int) -> list[str]:
 def _production_env(**overrides: str) -> dict[str, str]:
     return {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "common.settings",
+        "DJANGO_SETTINGS_MODULE": "common.infra.settings",
         "DEBUG": "false",
         "SECRET_KEY": settings.SECRET_KEY,
         "ALLOWED_HOSTS": "127.0.0.1",

@@ -17,8 +17,8 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 
-from common import services
-from common.models import Event
+from common.domain import services
+from common.domain.models import Event
 from common.tests.factories import ProjectFactory
 from scheduled.celery import app
 from scheduled.jobs import JOBS, UnknownJob, run_job
@@ -101,7 +101,7 @@ def test_a_real_worker_runs_a_job_sent_through_rabbitmq():
     queue = f"test-{uuid.uuid4().hex[:8]}"
     env = {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "common.settings",
+        "DJANGO_SETTINGS_MODULE": "common.infra.settings",
         "DEBUG": "false",
         "SECRET_KEY": settings.SECRET_KEY,
         "DATABASE_URL": "postgres://{USER}@{HOST}:{PORT}/{NAME}".format(**connection.settings_dict),

@@ -10,7 +10,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from common import health
+from common.api import health
 from local.workers import WorkerProcesses
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,7 +27,7 @@ def closed_broker_url() -> str:
 def test_readyz_of_the_process_running_the_workers_names_the_broker_when_it_is_down(
     client, settings, monkeypatch, tmp_path
 ):
-    settings.ROOT_URLCONF = "common.urls"
+    settings.ROOT_URLCONF = "common.api.urls"
     monkeypatch.setattr(health, "READINESS_CHECKS", dict(health.READINESS_CHECKS))
     WorkerProcesses(schedule_file=tmp_path / "schedule")  # not started: it only has to exist
     up = client.get("/readyz")
@@ -48,7 +48,7 @@ def test_readyz_of_the_process_running_the_workers_names_the_broker_when_it_is_d
 def test_the_workers_healthcheck_command_exits_0_only_while_the_broker_answers():
     env = {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "common.settings",
+        "DJANGO_SETTINGS_MODULE": "common.infra.settings",
         "DEBUG": "false",
         "SECRET_KEY": settings.SECRET_KEY,
         "DATABASE_URL": "postgres://{USER}@{HOST}:{PORT}/{NAME}".format(**connection.settings_dict),

@@ -10,8 +10,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from common import services
-from common.models import Membership, Reminder, Task
+from common.domain import services
+from common.domain.models import Membership, Reminder, Task
 from common.tests.factories import ProjectFactory, TaskFactory, UserFactory
 from scheduled import reminders
 from scheduled.reminders import Claim, send_due_reminders
@@ -288,10 +288,10 @@ def test_a_celery_run_claims_under_its_task_id_which_a_redelivery_keeps(ses):
 
 
 def test_a_sent_reminder_is_announced_as_the_task_and_invalidates_its_cached_lists(ses):
-    from common.cache.versions import read_versions
-    from common.events import envelope
-    from common.models import Event
-    from common.serializers import TaskSerializer
+    from common.api.serializers import TaskSerializer
+    from common.domain.events import envelope
+    from common.domain.models import Event
+    from common.infra.cache.versions import read_versions
 
     task = due_in(2, assignee=UserFactory(email="ann@example.com"))
     names = ["tasks", f"tasks:project:{task.project_id}"]

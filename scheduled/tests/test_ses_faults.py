@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from common.models import Reminder, SummaryReport
+from common.domain.models import Reminder, SummaryReport
 from common.tests.factories import ProjectFactory, TaskFactory, UserFactory
 from scheduled import reminders
 from scheduled.reminders import Claim, send_due_reminders

@@ -9,9 +9,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext, override_settings
 from django.utils import timezone
 
-from common.events import envelope
-from common.models import Comment, Event, SummaryReport, Task
-from common.serializers import SummaryReportSerializer
+from common.api.serializers import SummaryReportSerializer
+from common.domain.events import envelope
+from common.domain.models import Comment, Event, SummaryReport, Task
 from common.tests.factories import CommentFactory, ProjectFactory, TaskFactory, UserFactory
 from scheduled.summaries import _store, generate_project_summaries
 
@@ -117,7 +117,7 @@ def test_storing_takes_the_same_number_of_queries_for_3_or_30_projects():
 
 
 def Project_count() -> int:
-    from common.models import Project
+    from common.domain.models import Project
 
     return Project.objects.count()
 

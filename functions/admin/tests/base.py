@@ -2,9 +2,9 @@
 
 from django.test import TestCase, override_settings
 
-from common.cache.keys import version_name
-from common.cache.store import store
-from common.models import Event
+from common.domain.models import Event
+from common.infra.cache.keys import version_name
+from common.infra.cache.store import store
 from common.tests.factories import UserFactory
 
 

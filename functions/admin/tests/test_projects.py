@@ -1,6 +1,6 @@
 """Projects and members in the admin go through project_* and membership_*."""
 
-from common.models import Membership, Project, Task
+from common.domain.models import Membership, Project, Task
 from common.tests.factories import ProjectFactory, TaskFactory, UserFactory
 from functions.admin.tests.base import AdminTest, events, version
 

@@ -90,7 +90,7 @@ def test_the_api_functions_start_without_the_admins_apps_and_middleware():
     )
     admin_only = ["django.contrib.sessions", "django.contrib.messages"]
     admin_only += ["django.contrib.sessions.middleware.SessionMiddleware"]
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "common.settings"}  # a function's own
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "common.infra.settings"}  # a function's own
 
     result = subprocess.run(
         [sys.executable, "-c", probe, *admin_only], env=env, capture_output=True, text=True

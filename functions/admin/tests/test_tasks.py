@@ -6,8 +6,8 @@ from unittest import mock
 from django.contrib.messages import get_messages
 from django.utils import timezone
 
-from common import services
-from common.models import Task
+from common.domain import services
+from common.domain.models import Task
 from common.tests.factories import CommentFactory, ProjectFactory, TaskFactory, UserFactory
 from functions.admin.tests.base import AdminTest, events, version
 

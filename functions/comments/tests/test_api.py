@@ -5,7 +5,7 @@ from datetime import timedelta
 from django.test import override_settings
 from django.utils import timezone
 
-from common.models import Comment, Task
+from common.domain.models import Comment, Task
 from common.tests.base import APITest, iso
 from common.tests.factories import CommentFactory, TaskFactory
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 from django.test import override_settings
 from rest_framework_simplejwt.tokens import AccessToken
 
-from common.models import Comment, Project, Task
+from common.domain.models import Comment, Project, Task
 from common.tests.base import APITest, iso
 from common.tests.factories import (
     CommentFactory,
@@ -120,7 +120,7 @@ class ProjectCreateTests(APITest):
         self.assertFalse(Project.objects.exists())
 
     def test_a_body_over_one_mebibyte_is_refused_with_413(self):
-        # The limit is in front of Django (common.asgi), so this goes through the function's
+        # The limit is in front of Django (common.infra.asgi), so this goes through the function's
         # application as AWS Lambda calls it, not through the test client.
         from functions.projects.handler import handler
         from functions.tests.events import http_api_v2

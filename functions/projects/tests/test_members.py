@@ -3,7 +3,7 @@
 from django.test import override_settings
 from rest_framework_simplejwt.tokens import AccessToken
 
-from common.models import Event
+from common.domain.models import Event
 from common.tests.base import APITest, iso
 from common.tests.factories import MembershipFactory, ProjectFactory, TaskFactory, UserFactory
 

@@ -2,7 +2,7 @@
 
 from django.test import override_settings
 
-from common.models import Task
+from common.domain.models import Task
 from common.tests.base import APITest
 from common.tests.factories import ProjectFactory, TaskFactory, UserFactory
 

@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 from django.test import override_settings
 from django.utils import timezone
 
-from common.models import Task
-from common.services import comment_create
+from common.domain.models import Task
+from common.domain.services import comment_create
 from common.tests.base import APITest, iso
 from common.tests.factories import CommentFactory, ProjectFactory, TaskFactory, UserFactory
 

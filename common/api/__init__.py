@@ -1,0 +1,1 @@
+"""The HTTP glue shared by the functions: serializers, filters, errors, authentication, URLs."""

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class CommonConfig(AppConfig):
+    name = "common.domain"
+    label = "common"
+    verbose_name = "Taskwire core"

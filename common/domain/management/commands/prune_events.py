@@ -1,0 +1,13 @@
+"""`manage.py prune_events`: delete logged events older than the retention period (7 days)."""
+
+from django.core.management.base import BaseCommand
+
+from common.domain.events import RETENTION, event_prune
+
+
+class Command(BaseCommand):
+    help = "Delete events older than the retention period; clients with older cursors resync."
+
+    def handle(self, *args, **options) -> None:
+        deleted = event_prune()
+        self.stdout.write(f"pruned {deleted} events older than {RETENTION.days} days")

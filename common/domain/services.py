@@ -1,0 +1,275 @@
+"""Writes: every change to users, projects, tasks and comments goes through one of these functions.
+
+Each runs in one transaction and ends with one `publish`, so a write and its event happen whole
+or not at all. `actor` is the user making the change (None for the system).
+
+The instance a view passes in may be stale by the time the write runs: each service re-reads
+what it changes under row locks, taken projects first (in id order), then the task, so
+concurrent writes wait for each other instead of deadlocking. A row deleted meanwhile raises
+its model's DoesNotExist, which answers 404.
+"""
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth.models import User  # Django's own (AUTH_USER_MODEL is not swapped)
+from django.db import connection, transaction
+from django.db.models import F, QuerySet
+from django.utils import timezone
+from rest_framework.exceptions import ValidationError
+from rest_framework.serializers import Serializer
+
+from common.api.serializers import CommentSerializer, ProjectSerializer, TaskSerializer
+from common.domain import effects
+from common.domain.access import Operation, Role, access_require, assignee_allowed
+from common.domain.events import EventType, publish
+from common.domain.models import Comment, Membership, Project, Task
+
+Actor = User | None
+
+
+@transaction.atomic
+def user_update(*, user: User, **changes: Any) -> User:
+    """Change a user's fields. Every list shows usernames; a deactivated user is refused at once,
+    the cache's hit path in front of Django included."""
+    for field, value in changes.items():
+        setattr(user, field, value)
+    user.save(update_fields=list(changes))
+    effects.on_commit(
+        versions=["users"] if "username" in changes else [],
+        users_gone=[user.pk] if changes.get("is_active") is False else [],
+    )
+    return user
+
+
+def user_deactivate(*, user: User) -> User:
+    return user_update(user=user, is_active=False)
+
+
+@transaction.atomic
+def user_delete(*, user: User) -> None:
+    """Delete a user: their projects lose their owner and their tasks their assignee."""
+    user_id = user.pk
+    user.delete()
+    effects.on_commit(versions=["users"], users_gone=[user_id])
+
+
+@transaction.atomic
+def project_create(*, actor: Actor, name: str, description: str = "") -> Project:
+    project = Project.objects.create(name=name, description=description, owner=actor)
+    if actor is not None:  # its creator is its owner (the event implies the membership)
+        Membership.objects.create(project=project, user=actor, role=Role.OWNER)
+    _publish_project(EventType.PROJECT_CREATED, project, actor)
+    return project
+
+
+@transaction.atomic
+def project_update(*, actor: Actor, project: Project, **changes: Any) -> Project:
+    project = _locked_project(project.pk)
+    _require(actor, project.pk, Operation.UPDATE_PROJECT)
+    for field, value in changes.items():
+        setattr(project, field, value)
+    project.save(update_fields=[*changes, "updated_at"])  # never event_seq: publish owns it
+    _publish_project(EventType.PROJECT_UPDATED, project, actor)
+    return project
+
+
+@transaction.atomic
+def project_delete(*, actor: Actor, project: Project) -> None:
+    """Delete the project with its tasks and comments: one `project.deleted` covers them all."""
+    project = _locked_project(project.pk)
+    _require(actor, project.pk, Operation.DELETE_PROJECT)
+    publish(
+        type=EventType.PROJECT_DELETED, project_id=project.id, data={"id": project.id}, actor=actor
+    )
+    project.delete()
+
+
+@transaction.atomic
+def task_create(
+    *,
+    actor: Actor,
+    project: Project,
+    title: str,
+    due_date: datetime,
+    description: str = "",
+    status: str = Task.Status.PENDING,
+    assignee: User | None = None,
+) -> Task:
+    _lock_projects(project.pk)
+    _require(actor, project.pk, Operation.WRITE_TASKS)
+    _require_assignee(assignee, project.pk)
+    task = Task(
+        project=project,
+        title=title,
+        description=description,
+        status=status,
+        assignee=assignee,
+        due_date=due_date,
+    )
+    _track_completion(task, was_completed=False)
+    task.save()
+    _publish_task(EventType.TASK_CREATED, task, actor)
+    return task
+
+
+@transaction.atomic
+def task_update(*, actor: Actor, task: Task, **changes: Any) -> Task:
+    """Apply `changes` to the task. A task moved to another project is announced there."""
+    moved_to = changes.get("project")
+    task = _locked_task(task, *([moved_to.pk] if moved_to else []))
+    project_before = task.project_id
+    project_id = moved_to.pk if moved_to else project_before
+    for each in {project_before, project_id}:  # a move needs the role in both projects
+        _require(actor, each, Operation.WRITE_TASKS)
+    assignee = changes.get("assignee", task.assignee)
+    if assignee != task.assignee or project_id != project_before:
+        _require_assignee(assignee, project_id)
+    was_completed = task.status == Task.Status.COMPLETED
+    if "due_date" in changes and changes["due_date"] != task.due_date:
+        task.reminder_sent_at = None  # a new due date deserves its own reminder
+    for field, value in changes.items():
+        setattr(task, field, value)
+    _track_completion(task, was_completed=was_completed)
+    task.save()
+    _publish_task(EventType.TASK_UPDATED, task, actor, moved_from=project_before)
+    return task
+
+
+@transaction.atomic
+def task_delete(*, actor: Actor, task: Task) -> None:
+    task = _locked_task(task)
+    _require(actor, task.project_id, Operation.WRITE_TASKS)
+    data = {"id": task.id, "project": task.project_id}
+    task.delete()
+    publish(type=EventType.TASK_DELETED, project_id=data["project"], data=data, actor=actor)
+
+
+# No savepoint of its own: the job calls it inside the reminder's transaction, which any error
+# here dooms anyway (two queries fewer per email).
+@transaction.atomic(savepoint=False)
+def task_mark_reminded(*, task: Task, due_date: datetime, sent_at: datetime) -> Task | None:
+    """Record that the reminder for the task's `due_date` went out, announced as `task.updated`.
+
+    None, and nothing changes, when the task has another due date by now (it was re-armed).
+    """
+    task = _locked_task(task)
+    if task.due_date != due_date:
+        return None
+    task.reminder_sent_at = sent_at
+    task.save(update_fields=["reminder_sent_at"])  # not updated_at: nobody edited the task
+    _publish_task(EventType.TASK_UPDATED, task, None)
+    return task
+
+
+@transaction.atomic
+def comment_create(*, actor: Actor, task: Task, author: str, content: str) -> Comment:
+    task = _locked_task(task)
+    _require(actor, task.project_id, Operation.WRITE_TASKS)
+    comment = Comment.objects.create(task=task, author=author, content=content)
+    Task.objects.filter(pk=task.pk).update(comment_count=F("comment_count") + 1)
+    data = {**_representation(CommentSerializer, comment), "task_title": task.title}
+    publish(type=EventType.COMMENT_CREATED, project_id=task.project_id, data=data, actor=actor)
+    return comment
+
+
+def _require(actor: Actor, project_id: int, operation: Operation) -> None:
+    """The role check again, under the project's lock: a member removed meanwhile is refused."""
+    if actor is not None:
+        access_require(user=actor, project_id=project_id, operation=operation)
+
+
+def _require_assignee(assignee: User | None, project_id: int) -> None:
+    if assignee is not None and not assignee_allowed(user=assignee, project_id=project_id):
+        raise ValidationError({"assignee": [_NOT_ASSIGNABLE]})
+
+
+_NOT_ASSIGNABLE = "Not a member of the task's project with role member or above."
+
+
+def _locked_project(project_id: int) -> Project:
+    projects = Project.objects.select_for_update(no_key=True, of=("self",))
+    return projects.select_related("owner").get(pk=project_id)
+
+
+def _locked_task(task: Task, *other_project_ids: int) -> Task:
+    """The task, re-read under its lock, after the locks of its project and `other_project_ids`."""
+    project_ids = sorted({task.project_id, *other_project_ids})
+    _lock_projects(*project_ids)
+    locked = next(iter(Task.objects.raw(*_compiled(_task_lock, task.pk))), None)
+    if locked is None:
+        raise Task.DoesNotExist(f"task {task.pk} is gone")
+    if locked.project_id not in project_ids:  # moved since the caller read it: lock that one too
+        _lock_projects(locked.project_id)
+    if locked.assignee_id == task.assignee_id and Task.assignee.is_cached(task):
+        locked.assignee = task.assignee  # the same user: no query for the representation
+    return locked
+
+
+def _lock_projects(*project_ids: int) -> None:
+    """Lock these projects' rows, in the order given (callers give id order: no deadlocks)."""
+    with connection.cursor() as cursor:
+        for project_id in project_ids:
+            cursor.execute(*_compiled(_project_lock, project_id))
+            if cursor.fetchone() is None:
+                raise Project.DoesNotExist(f"project {project_id} is gone")
+
+
+# The two locks of every task write, compiled from querysets once per database rather than on
+# every write (building their SQL cost more than running them). The task's assignee is not
+# joined: a PUT replaces it, and otherwise it loads when the representation needs it.
+def _project_lock(project_id: int) -> QuerySet:
+    projects = Project.objects.filter(pk=project_id).order_by()
+    return projects.select_for_update(no_key=True).values_list("pk")
+
+
+def _task_lock(task_id: int) -> QuerySet:
+    return Task.objects.filter(pk=task_id).order_by().select_for_update(of=("self",))
+
+
+_sql: dict[tuple[str, Callable], str] = {}
+
+
+def _compiled(query: Callable[[int], QuerySet], value: int) -> tuple[str, list[int]]:
+    """`query(value)`'s SQL and parameters, the SQL compiled once per database."""
+    key = (connection.alias, query)
+    if key not in _sql:
+        marker = 987_654_321  # stands for the value while the SQL is compiled
+        sql, params = query(marker).query.sql_with_params()
+        if list(params) != [marker]:
+            raise ValueError(f"{query.__name__} must take exactly one parameter: {params}")
+        _sql[key] = sql
+    return _sql[key], [value]
+
+
+def _publish_project(type: EventType, project: Project, actor: Actor) -> None:
+    data = _representation(ProjectSerializer, project)
+    publish(type=type, project_id=project.id, data=data, actor=actor)
+
+
+def _publish_task(
+    type: EventType, task: Task, actor: Actor, *, moved_from: int | None = None
+) -> None:
+    data = _representation(TaskSerializer, task)
+    publish(type=type, project_id=task.project_id, data=data, actor=actor, moved_from=moved_from)
+
+
+# One serializer per class, its fields built once: a representation is then only its fields'
+# own work (building a ModelSerializer's fields cost more than rendering the instance).
+_serializers: dict[type, Serializer] = {}
+
+
+def _representation(serializer_class: type[Serializer], instance) -> dict[str, Any]:
+    serializer = _serializers.get(serializer_class)
+    if serializer is None:
+        serializer = _serializers.setdefault(serializer_class, serializer_class())
+    return dict(serializer.to_representation(instance))
+
+
+def _track_completion(task: Task, *, was_completed: bool) -> None:
+    is_completed = task.status == Task.Status.COMPLETED
+    if is_completed and not was_completed:
+        task.completed_at = timezone.now()
+    elif not is_completed:
+        task.completed_at = None

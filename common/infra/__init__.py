@@ -1,0 +1,1 @@
+"""Infrastructure: settings, the ASGI wrapper, the list cache, the event push to realtime."""

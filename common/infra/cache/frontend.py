@@ -1,0 +1,108 @@
+"""The hit path of the list cache, in front of Django: cached pages straight from Redis.
+
+A GET of a cached list with a valid access token is answered here, with one Redis round trip for
+the versions and one for the page, without entering Django. Anything else (a miss, no or a bad
+token, Redis trouble, a bump this process could not record yet) goes on to Django, which answers
+and fills the cache (common.infra.cache.pages). The token's signature and expiry are checked here;
+that its user is active, Django vouches for with a short-lived key it sets after authenticating,
+which deactivating or deleting the user removes. A hit carries the security headers Django's
+SecurityMiddleware gives a miss, from the same settings.
+"""
+
+import functools
+
+from django.http import QueryDict
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.settings import api_settings
+from rest_framework_simplejwt.tokens import AccessToken
+
+from common.api.bearer import asgi_bearer_token
+from common.api.origin import request_origin
+from common.infra.cache.keys import (
+    active_user_name,
+    canonical_query,
+    list_parameters,
+    page_name,
+    page_versions,
+    reader_audience,
+    version_name,
+)
+from common.infra.cache.pages import unpack_page
+from common.infra.cache.store import CacheDown, RedisStore, cache_skipped, store
+
+
+class CachedListFrontend:
+    """ASGI middleware: serve cached pages of `resources` (`/projects/`, `/tasks/`) from Redis."""
+
+    def __init__(self, app, resources: tuple[str, ...]) -> None:
+        self.app = app
+        self.paths = {f"/{resource}/": resource for resource in resources}
+
+    async def __call__(self, scope, receive, send) -> None:
+        resource = self.paths.get(scope.get("path", "")) if scope["type"] == "http" else None
+        if resource and scope["method"] == "GET" and not cache_skipped():
+            origin = request_origin(scope)
+            page = await self._cached_page(scope, resource, origin.scheme_host)
+            if page is not None:
+                await _send_page(send, page, origin.security_headers)
+                return
+        await self.app(scope, receive, send)
+
+    async def _cached_page(self, scope, resource: str, scheme_host: str | None) -> bytes | None:
+        query = _list_query(resource, scope.get("query_string", b""))
+        redis = store()
+        user_id = _token_user_id(scope)
+        if query is None or scheme_host is None or user_id is None:
+            return None  # Django answers it (and refuses a host it does not serve)
+        if not isinstance(redis, RedisStore):
+            return None
+        project, canonical = query
+        names = page_versions(resource, project)
+        try:
+            *found, memberships = await redis.get_many_async(
+                [*map(version_name, names), active_user_name(user_id)]
+            )
+            if None in found or memberships is None:  # a version not started, or a user not
+                return None  # vouched for lately: Django answers, and vouches with memberships
+            audience = reader_audience(resource, project, memberships)
+            if audience is None:  # a project the reader is not a member of: Django says 400
+                return None
+            versions = {name: int(raw or 0) for name, raw in zip(names, found, strict=True)}
+            name = page_name(resource, versions, scheme_host + scope["path"], canonical, audience)
+            [raw_page] = await redis.get_many_async([name])
+        except CacheDown:
+            return None  # Django answers it
+        return unpack_page(raw_page)
+
+
+@functools.lru_cache(maxsize=1024)  # bounded: a client may send any query
+def _list_query(resource: str, query_string: bytes) -> tuple[str | None, str] | None:
+    """`?project=` and the canonical query of a list's query string; None before its view loads."""
+    parameters = list_parameters(resource)
+    if parameters is None:
+        return None
+    query = QueryDict(query_string)
+    return query.get("project"), canonical_query(query, parameters)
+
+
+def _token_user_id(scope) -> str | None:
+    """The user id of a valid access token in the request, else None."""
+    raw = asgi_bearer_token(scope)
+    if raw is None:
+        return None
+    try:
+        return str(AccessToken(raw)[api_settings.USER_ID_CLAIM])  # type: ignore[arg-type]  # a raw token string, as simplejwt takes
+    except (TokenError, KeyError, OverflowError, ValueError, TypeError):
+        return None
+
+
+async def _send_page(send, page: bytes, security_headers) -> None:
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(page)).encode()),
+        (b"x-cache", b"hit"),
+        (b"vary", b"Accept, Authorization"),
+        *security_headers,
+    ]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": page})

@@ -1,0 +1,187 @@
+"""The miss path: a list page built by Django, stored for the hit path, with its byte format.
+
+A stored page is `<built-at, microseconds>\\n<the page's JSON>`: raw bytes, nothing to decode
+but a number. A page is built from the canonical query (common.infra.cache.keys), so parameters the
+list does not read neither make pages of their own nor show in the page's links. A page over
+CACHE_PAGE_MAX_BYTES is served but not stored, and a request that fails stores nothing.
+"""
+
+import contextlib
+import random
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, QueryDict
+from rest_framework.renderers import JSONRenderer
+from rest_framework.settings import api_settings
+
+from common.infra.cache.keys import (
+    active_user_name,
+    canonical_query,
+    lock_name,
+    memberships_value,
+    page_name,
+    page_versions,
+    reader_audience,
+    register_list,
+)
+from common.infra.cache.store import CacheDown, cache_skipped, now_us, store
+from common.infra.cache.versions import page_is_fresh, read_versions, retry_pending, start_versions
+
+PAGE_TTL_SECONDS = 300
+BUILD_LOCK_SECONDS = 5
+WAIT_FOR_BUILDER_SECONDS = 2.0
+ACTIVE_USER_SECONDS = 300  # how long the hit path trusts that a token's user is still active
+
+
+def pack_page(page: bytes, built_at: int) -> bytes:
+    return b"%d\n%s" % (built_at, page)
+
+
+def unpack_page(raw: bytes | None) -> bytes | None:
+    """The page stored as `raw`, or None when there is none or it is older than a lost bump."""
+    if raw is None:
+        return None
+    built_at, _, page = raw.partition(b"\n")
+    return page if page_is_fresh(int(built_at)) else None
+
+
+def request_page_name(
+    request: HttpRequest, resource: str, versions: dict[str, int], audience: str
+) -> str:
+    base_url = request.build_absolute_uri(request.path)
+    query = request.META.get("QUERY_STRING", "")
+    return page_name(resource, versions, base_url, query, audience)
+
+
+def cached_page(
+    request: HttpRequest, resource: str, audience: str | None, build: Callable[[], bytes]
+) -> tuple[bytes, bool]:
+    """The page's bytes and whether they came from the cache.
+
+    `request`'s query is already canonical (CachedListMixin); `audience` says who shares the
+    page (keys.reader_audience), None for a page no cached one may answer. A miss builds under
+    a short lock, so a burst of misses on one page costs one query.
+    """
+    if cache_skipped() or audience is None:
+        return build(), False
+    try:
+        retry_pending()  # a bump this process could not record goes first
+        versions = read_versions(page_versions(resource, request.GET.get("project")))
+    except CacheDown:
+        return build(), False
+    if None in versions.values():
+        return _build_first(request, resource, versions, audience, build), False
+    name = request_page_name(request, resource, cast(dict[str, int], versions), audience)
+    try:
+        if (page := unpack_page(store().get_many([name])[0])) is not None:
+            return page, True
+        locked = store().add(lock_name(name), b"1", BUILD_LOCK_SECONDS)
+        if not locked and (page := _wait_for(name)) is not None:
+            return page, True
+    except CacheDown:
+        return build(), False
+    try:
+        built_at = now_us()
+        page = build()  # may raise: a bad filter is a 400, and nothing is stored
+        _store(name, page, built_at)
+    finally:
+        if locked:
+            with contextlib.suppress(CacheDown):
+                store().delete(lock_name(name))
+    return page, False
+
+
+def _build_first(
+    request, resource: str, versions: dict, audience: str, build: Callable[[], bytes]
+) -> bytes:
+    # A version is created only once a page that depends on it was built: a request that
+    # fails (an unknown ?project=, a bad filter) leaves no key behind.
+    built_at = now_us()
+    page = build()
+    with contextlib.suppress(CacheDown):
+        absent = [name for name, version in versions.items() if version is None]
+        if started := start_versions(absent):
+            name = request_page_name(request, resource, {**versions, **started}, audience)
+            _store(name, page, built_at)
+    return page
+
+
+def _store(name: str, page: bytes, built_at: int) -> None:
+    if len(page) > settings.CACHE_PAGE_MAX_BYTES:
+        return  # served, but one page may not take a share of Redis this large
+    with contextlib.suppress(CacheDown):
+        store().set(name, pack_page(page, built_at), _ttl())
+
+
+def _wait_for(name: str) -> bytes | None:
+    deadline = time.monotonic() + WAIT_FOR_BUILDER_SECONDS
+    while time.monotonic() < deadline:
+        time.sleep(0.02)
+        if (page := unpack_page(store().get_many([name])[0])) is not None:
+            return page
+    return None
+
+
+def _ttl() -> int:
+    return int(PAGE_TTL_SECONDS * random.uniform(0.9, 1.1))  # noqa: S311 (TTL jitter, not a secret)
+
+
+if TYPE_CHECKING:  # what the mixin is mixed into, for the type checker
+    from rest_framework.generics import ListAPIView as _ListView
+else:
+    _ListView = object
+
+
+class CachedListMixin(_ListView):
+    """For list views: answer GET from the cache, with `X-Cache: hit|miss`.
+
+    The list is answered for the canonical query: the parameters it reads, sorted, last value
+    of each; whatever else the client sent is dropped before the view sees it.
+    """
+
+    cache_resource: str
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if getattr(cls, "cache_resource", None):
+            register_list(cls.cache_resource, cls.list_parameters())
+
+    @classmethod
+    def list_parameters(cls) -> frozenset[str]:
+        filterset = getattr(cls, "filterset_class", None)
+        paginator: Any = cls.pagination_class  # a page-number paginator: it names its parameters
+        names = {*(filterset.base_filters if filterset else ()), api_settings.URL_FORMAT_OVERRIDE}
+        names |= {paginator.page_query_param, paginator.page_size_query_param}
+        return frozenset(name for name in names if name)
+
+    def initialize_request(self, request, *args, **kwargs):
+        if request.method == "GET":
+            query = canonical_query(request.GET, self.list_parameters())
+            request.GET, request.META["QUERY_STRING"] = QueryDict(query), query
+        return super().initialize_request(request, *args, **kwargs)
+
+    def list(self, request, *args, **kwargs):
+        from common.domain.access import membership_roles
+
+        memberships = memberships_value(membership_roles(request.user))
+        audience = reader_audience(self.cache_resource, request.GET.get("project"), memberships)
+        build = lambda: self.render_list(request)  # noqa: E731
+        page, hit = cached_page(request, self.cache_resource, audience, build)
+        _remember_active(request.user.pk, memberships)
+        response = HttpResponse(page, content_type="application/json")
+        response["X-Cache"] = "hit" if hit else "miss"
+        return response
+
+    def render_list(self, request) -> bytes:
+        """The page's bytes on a miss: DRF's list, rendered (views may do it faster)."""
+        return JSONRenderer().render(super().list(request).data)
+
+
+def _remember_active(user_id, memberships: bytes) -> None:
+    """Vouch for the user to the hit path, with the memberships it decides by."""
+    with contextlib.suppress(CacheDown):
+        if not cache_skipped():
+            store().set(active_user_name(user_id), memberships, ACTIVE_USER_SECONDS)

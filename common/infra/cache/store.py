@@ -1,0 +1,240 @@
+"""Where the list cache keeps its bytes: Redis through a client of its own, or memory without Redis.
+
+Values are raw bytes in, raw bytes out: nothing read back is ever unpickled or decoded as code.
+Every key carries the store's generation, Redis's run_id, which is new on every start of the
+server and is read on every new connection: a Redis restarted from an old snapshot brings its old
+versions and pages back under the old generation's keys, which nobody reads any more. An
+operation during which the generation changed is refused (CacheDown), because what it read or
+wrote belongs to the instance before the restart.
+
+A Redis error surfaces as CacheDown, and the cache is then skipped for a few seconds.
+"""
+
+import asyncio
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any, cast
+
+import redis
+from django.conf import settings
+from redis import asyncio as aioredis
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from redis.retry import Retry
+
+logger = logging.getLogger("common.infra.cache")
+
+SKIP_AFTER_ERROR_SECONDS = 5.0
+
+
+class CacheDown(Exception):
+    """The cache did not answer, or answered for an earlier generation; use the database."""
+
+
+class Breaker:
+    """After an error, a store is not asked for a few seconds: readers use the database."""
+
+    skip_until = 0.0  # monotonic
+
+    def skipped(self) -> bool:
+        return time.monotonic() < self.skip_until
+
+    def failed(self, exc: Exception) -> None:
+        self.skip_until = time.monotonic() + SKIP_AFTER_ERROR_SECONDS
+        logger.warning("cache unavailable, serving from the database: %s", exc)
+
+
+def cache_skipped() -> bool:
+    """True for a few seconds after the cache failed: readers go straight to the database."""
+    return store().skipped()
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+class RedisStore(Breaker):
+    """One Redis, one prefix: a sync client for Django's side, an asyncio one per event loop."""
+
+    def __init__(self, url: str, options: dict, prefix: str) -> None:
+        self.url, self.options, self.prefix = url, options, prefix
+        self.generation: str | None = None
+        # No retries behind our back: a frozen Redis costs one timeout, then the database answers.
+        self.client = redis.Redis.from_url(
+            url, retry=Retry(NoBackoff(), 0), redis_connect_func=self._on_connect, **options
+        )
+        self._async_clients: dict[asyncio.AbstractEventLoop, aioredis.Redis] = {}
+
+    def _on_connect(self, connection) -> None:
+        connection.on_connect()
+        connection.send_command("INFO", "server")
+        self.generation = _run_id(connection.read_response())
+
+    async def _on_connect_async(self, connection) -> None:
+        await connection.on_connect()
+        await connection.send_command("INFO", "server")
+        self.generation = _run_id(await connection.read_response())
+
+    def _async_client(self) -> aioredis.Redis:
+        loop = asyncio.get_running_loop()
+        if loop not in self._async_clients:
+            self._async_clients[loop] = aioredis.Redis.from_url(
+                self.url,
+                retry=Retry(NoBackoff(), 0),
+                redis_connect_func=self._on_connect_async,
+                **self.options,
+            )
+        return self._async_clients[loop]
+
+    def _run(self, work: Callable[[Callable[[str], str]], object]):
+        try:
+            if self.generation is None:
+                self.client.ping()  # connects: the callback reads the generation
+            generation = self.generation
+            result = work(lambda name: f"{self.prefix}:{generation}:{name}")
+        except (RedisError, OSError) as exc:
+            self.failed(exc)
+            raise CacheDown from exc
+        self._same_generation(generation)
+        return result
+
+    def _same_generation(self, before: str | None) -> None:
+        if before != self.generation:
+            self.failed(ConnectionError(f"Redis restarted ({before} -> {self.generation})"))
+            raise CacheDown
+
+    def get_many(self, names: list[str]) -> list[bytes | None]:
+        return self._run(lambda key: self.client.mget([key(name) for name in names]))
+
+    def set(self, name: str, value: bytes, ttl: int) -> None:
+        self._run(lambda key: self.client.set(key(name), value, ex=ttl))
+
+    def add(self, name: str, value: bytes, ttl: int | None = None) -> bool:
+        return bool(self._run(lambda key: self.client.set(key(name), value, ex=ttl, nx=True)))
+
+    def add_all(self, values: dict[str, bytes]) -> bool:
+        """Set each name that is absent, without expiry; True when every one was absent."""
+
+        def work(key):
+            with self.client.pipeline(transaction=True) as pipeline:
+                for name, value in values.items():
+                    pipeline.set(key(name), value, nx=True)
+                return all(pipeline.execute())
+
+        return self._run(work)
+
+    def delete(self, name: str) -> None:
+        self._run(lambda key: self.client.delete(key(name)))
+
+    def bump(self, names: Iterable[str], start: int) -> None:
+        """Each name up by one, atomically; one never set (or evicted) first starts at `start`."""
+
+        def work(key):
+            with self.client.pipeline(transaction=True) as pipeline:
+                for name in names:
+                    pipeline.set(key(name), start, nx=True)
+                    pipeline.incr(key(name))
+                pipeline.execute()
+
+        self._run(work)
+
+    def ping(self) -> None:
+        self._run(lambda key: self.client.ping())
+
+    async def get_many_async(self, names: list[str]) -> list[bytes | None]:
+        """MGET from the event loop (the hit path); raises CacheDown as the sync calls do."""
+        client = self._async_client()
+        try:
+            if self.generation is None:
+                await client.ping()
+            generation = self.generation
+            found = await client.mget([f"{self.prefix}:{generation}:{name}" for name in names])
+        except (RedisError, OSError) as exc:
+            self.failed(exc)
+            raise CacheDown from exc
+        self._same_generation(generation)
+        return cast(list[bytes | None], found)  # a client without decode_responses: bytes
+
+
+class MemoryStore(Breaker):
+    """The local mode's store, inside the one process: the same operations, bounded in size."""
+
+    MAX_ENTRIES = 1000
+
+    def __init__(self) -> None:
+        self.generation = uuid.uuid4().hex  # a process's memory starts empty: one generation
+        self._values: dict[str, tuple[float, bytes]] = {}
+        self._lock = threading.Lock()
+
+    def _get(self, name: str) -> bytes | None:
+        expires, value = self._values.get(name, (0.0, None))
+        if expires and expires < time.monotonic():
+            del self._values[name]
+            return None
+        return value
+
+    def _put(self, name: str, value: bytes, ttl: int | None) -> None:
+        if len(self._values) >= self.MAX_ENTRIES:
+            del self._values[next(iter(self._values))]  # the oldest
+        self._values[name] = (time.monotonic() + ttl if ttl else 0.0, value)
+
+    def get_many(self, names: list[str]) -> list[bytes | None]:
+        with self._lock:
+            return [self._get(name) for name in names]
+
+    def set(self, name: str, value: bytes, ttl: int) -> None:
+        with self._lock:
+            self._put(name, value, ttl)
+
+    def add(self, name: str, value: bytes, ttl: int | None = None) -> bool:
+        with self._lock:
+            if self._get(name) is not None:
+                return False
+            self._put(name, value, ttl)
+            return True
+
+    def add_all(self, values: dict[str, bytes]) -> bool:
+        with self._lock:
+            absent = [self._get(name) is None for name in values]
+            for name, value in values.items():
+                if self._get(name) is None:
+                    self._put(name, value, None)
+            return all(absent)
+
+    def delete(self, name: str) -> None:
+        with self._lock:
+            self._values.pop(name, None)
+
+    def bump(self, names: Iterable[str], start: int) -> None:
+        with self._lock:
+            for name in names:
+                self._put(name, str(int(self._get(name) or start) + 1).encode(), None)
+
+    def ping(self) -> None:
+        return None
+
+
+_memory = MemoryStore()
+_stores: dict[tuple, RedisStore] = {}
+
+
+def store() -> RedisStore | MemoryStore:
+    """The store that settings.CACHES["default"] names (Redis, or memory for any other backend)."""
+    config: dict[str, Any] = settings.CACHES["default"]
+    if not config["BACKEND"].endswith("RedisCache"):
+        return _memory
+    options = config.get("OPTIONS", {})
+    identity = (config["LOCATION"], config.get("KEY_PREFIX", ""), tuple(sorted(options.items())))
+    if identity not in _stores:
+        _stores[identity] = RedisStore(config["LOCATION"], options, config.get("KEY_PREFIX", ""))
+    return _stores[identity]
+
+
+def _run_id(info: bytes) -> str:
+    for line in info.decode().splitlines():
+        if line.startswith("run_id:"):
+            return line.removeprefix("run_id:").strip()
+    raise redis.exceptions.ResponseError("INFO server has no run_id")
