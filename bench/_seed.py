@@ -26,8 +26,9 @@ WORDS = ("design", "review", "deploy", "fix", "write", "test", "plan", "sync", "
 
 
 def tasks(tasks: int, projects: int, users: int, pairs: bool = False) -> dict:
-    """Seed unless seeded; a token of TOKEN_USER, the hit path's keys, optionally every
-    (task id, project id)."""
+    """Seed unless seeded; a token of TOKEN_USER, the first task's and project's ids, the hit
+    path's keys for that user's unfiltered task pages (`all`) and the first project's
+    (`project`), optionally every (task id, project id)."""
     User = get_user_model()
     seeded = (
         Task.objects.count() == tasks
@@ -40,18 +41,22 @@ def tasks(tasks: int, projects: int, users: int, pairs: bool = False) -> dict:
         _seed(tasks, projects, users)
     user = User.objects.get(username=TOKEN_USER)
     rows = Task.objects.order_by("id").values_list("id", "project_id") if pairs else []
+    project = Project.objects.order_by("id").values_list("id", flat=True).first()
     return {
+        "task": Task.objects.order_by("id").values_list("id", flat=True).first(),
         "token": str(AccessToken.for_user(user)),
         "reseeded": not seeded,
-        "hit_keys": hit_keys(user.pk),
+        "project": project,
+        "hit_keys": {"all": hit_keys(user.pk, None), "project": hit_keys(user.pk, str(project))},
         "pairs": list(rows),
     }
 
 
-def hit_keys(user_id: int) -> list[str]:
-    """The Redis keys the hit path reads before a /tasks/ page: the one place the bench knows
-    the list cache's key format (the store's prefix and generation over infra.cache's names)."""
-    versions = [keys.version_name(name) for name in keys.page_versions("tasks", None)]
+def hit_keys(user_id: int, project: str | None) -> list[str]:
+    """The Redis keys the hit path reads before a /tasks/ page (of `?project=`): the one place
+    the bench knows the list cache's key format (the store's prefix and generation over
+    infra.cache's names)."""
+    versions = [keys.version_name(name) for name in keys.page_versions("tasks", project)]
     redis_store = store.store()
     redis_store.ping()  # connected: the generation is known
     return [f"{redis_store.prefix}:{redis_store.generation}:{name}"
