@@ -244,7 +244,8 @@ def report(result: dict, args: argparse.Namespace) -> None:
             rows.append([size, name, "n/a" if p50 is None else f"{p50:.1f}",
                          "n/a" if p99 is None else f"{p99:.1f}", f"{phase.cpu_us_per_delivery:.1f}",
                          o.delivered, o.lost + phase.warmup_lost, o.foreign,
-                         f"{o.out_of_order}/{o.duplicates}", f"{percentile(o.write_ms, 0.5):.1f}", o.late_starts,
+                         f"{o.out_of_order}/{o.duplicates}",
+                         f"{percentile(o.write_ms, 0.5):.1f}", o.late_starts,
                          f"{phase.connect_s:.1f}", f"{phase.rss_mib:.0f}"])  # fmt: skip
     print_table(rows, HEADERS)
     size = max(args.clients)

@@ -36,7 +36,9 @@ def test_another_offset_is_written_in_utc():
     ],
 )
 def test_postgresql_writes_a_moment_as_python_does(moment):
-    written = Task.objects.annotate(at=Value(moment, DateTimeField())).values_list(RFC3339UTC("at"), flat=True)
+    written = Task.objects.annotate(at=Value(moment, DateTimeField())).values_list(
+        RFC3339UTC("at"), flat=True
+    )
     TaskFactory()
 
     assert list(written) == [rfc3339_utc(moment)]
