@@ -35,7 +35,7 @@ from typing import Any
 import httpx
 import redis
 
-from bench import _procs, percentile, print_problems, print_table, verdict
+from bench import _procs, median, percentile, print_problems, print_table, verdict
 from bench._procs import HOST, REDIS_URL, Server, cpu_seconds, rss_mib, wait_idle
 from bench._ws_clients import Fleet, Outcome, Write, run_writes
 
@@ -214,7 +214,7 @@ def ratios(phases: dict[tuple[int, str], list[Phase]], size: int) -> dict[str, f
 
     def median_of(name: str, value) -> float | None:
         values = [v for phase in phases[size, name] if (v := value(phase)) is not None]
-        return sorted(values)[len(values) // 2] if values else None
+        return median(values) if values else None
 
     result: dict[str, float | None] = {}
     for key, value in (("cpu", lambda p: p.cpu_us_per_delivery), ("p99", lambda p: p.p(0.99))):
