@@ -2,14 +2,17 @@
 
 `uvicorn bench._list_cache_bare:app`, under the same uvicorn settings as the tasks function.
 GET /tasks/?QUERY with a bearer token: the token checked as the hit path checks it (PyJWT,
-HS256, the same SECRET_KEY, `exp` required, `token_type == "access"`), then the hit path's two
+HS256, the same SECRET_KEY, `exp` required, `token_type == "access"`: its signature once per
+token, its expiry on every request), then the hit path's two
 Redis round trips for that query (LIST_BENCH_PAGES, JSON: query string -> [the keys the hit path
 MGETs, the key where the bench put the body the tasks function answered]), sent as it is with
 the same headers. No Django, no key derivation, no decoding.
 """
 
+import functools
 import json
 import os
+import time
 
 import jwt
 from redis import asyncio as aioredis
@@ -23,14 +26,19 @@ TEXT = [(b"content-type", b"text/plain")]
 def token_is_valid(headers: list[tuple[bytes, bytes]]) -> bool:
     value = next((v for k, v in headers if k.lower() == b"authorization"), b"").decode("latin-1")
     kind, _, raw = value.partition(" ")
-    if kind != "Bearer" or not raw:
-        return False
+    expires = verified_expiry(raw.strip()) if kind == "Bearer" and raw else None
+    return expires is not None and expires > time.time()
+
+
+@functools.lru_cache(maxsize=4096)
+def verified_expiry(raw: str) -> float | None:
+    """An access token's `exp` once its signature is verified, as the hit path keeps it."""
     options = {"require": ["exp"]}
     try:
-        claims = jwt.decode(raw.strip(), SECRET_KEY, algorithms=["HS256"], options=options)
+        claims = jwt.decode(raw, SECRET_KEY, algorithms=["HS256"], options=options)
     except jwt.InvalidTokenError:
-        return False
-    return claims.get("token_type") == "access"
+        return None
+    return claims["exp"] if claims.get("token_type") == "access" else None
 
 
 async def send_body(send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
