@@ -5,20 +5,17 @@ Candidate: what the list view does on a miss, in-process and without HTTP
 PostgreSQL builds the same JSON (json_agg of json_build_object, the assignee's username joined,
 timestamps in the serializer's UTC `Z` format). Both on one connection, alternating, checked
 equal (as parsed JSON) first. Sizes: `all` tasks, and `page` (the first 200 by id with the
-count). With `breakdown`, the serializer path is also timed step by step, and profiled.
+count). With `breakdown`, the candidate over all tasks is also profiled.
 """
 
 import json
 from functools import partial
 
-import psycopg
 from django.contrib.auth import get_user_model
 from django.db import connection
-from rest_framework.renderers import JSONRenderer
 
-from bench import median, taking_turns, timed
+from bench import taking_turns, timed
 from bench._child import profiled
-from common.api.serializers import TaskSerializer
 from common.domain import selectors
 from common.domain.models import Task
 
@@ -45,18 +42,20 @@ def _array_sql(source: str) -> str:
     )
 
 
-def postgres_json(size: str) -> bytes:
+def reference_sql(size: str = "all") -> str:
+    """The statement in which PostgreSQL builds the JSON of `size` (also for bench.list_cache,
+    which times it beside its HTTP walk)."""
     table = f'"{Task._meta.db_table}"'
     if size == "all":
-        query = f"SELECT ({_array_sql(table)})::text"
-    else:
-        first = f"(SELECT * FROM {table} ORDER BY id LIMIT {PAGE})"
-        count = f"(SELECT count(*) FROM {table})"
-        query = (
-            f"SELECT json_build_object('count', {count}, 'results', ({_array_sql(first)}))::text"
-        )
+        return f"SELECT ({_array_sql(table)})::text"
+    first = f"(SELECT * FROM {table} ORDER BY id LIMIT {PAGE})"
+    count = f"(SELECT count(*) FROM {table})"
+    return f"SELECT json_build_object('count', {count}, 'results', ({_array_sql(first)}))::text"
+
+
+def postgres_json(size: str) -> bytes:
     with connection.cursor() as cursor:
-        cursor.execute(query)
+        cursor.execute(reference_sql(size))
         return cursor.fetchone()[0].encode()
 
 
@@ -81,34 +80,6 @@ def _measure(size: str, runs: int) -> dict:
     return {"bytes": len(ours), **taking_turns(measures, runs)}
 
 
-def _steps(runs: int) -> dict[str, float]:
-    """Median ms of each step of the serializer path over all tasks, unprofiled."""
-    sql, params = selectors.task_list().query.sql_with_params()
-    db = connection.settings_dict
-    plain = psycopg.connect(dbname=db["NAME"], user=db["USER"], host=db["HOST"], port=db["PORT"])
-    samples: dict[str, list[float]] = {}
-    for _ in range(runs):
-        with connection.cursor() as cursor:
-            samples.setdefault("rows", []).append(
-                _ms(lambda: cursor.execute(sql, params).fetchall())
-            )
-        samples.setdefault("plain", []).append(_ms(lambda: plain.execute(sql, params).fetchall()))
-        ms, tasks = timed(lambda: list(selectors.task_list()))
-        samples.setdefault("orm", []).append(ms)
-        ms, data = timed(lambda rows: TaskSerializer(rows, many=True).data, tasks)
-        samples.setdefault("data", []).append(ms)
-        samples.setdefault("render", []).append(_ms(JSONRenderer().render, data))
-    plain.close()
-    m = {name: median(values) for name, values in samples.items()}
-    return {
-        "SQL rows via Django's driver (timestamps parsed in Python)": m["rows"],
-        "the same rows on a plain psycopg connection (C loaders)": m["plain"],
-        "ORM model instances (ORM query - rows)": m["orm"] - m["rows"],
-        "serializer .data": m["data"],
-        "JSONRenderer": m["render"],
-    }
-
-
 def _profile(top: int) -> list[list]:
     """One candidate run over all tasks under cProfile: top functions by own time."""
     return [list(row) for row in profiled(partial(django_json, "all"))[:top]]
@@ -118,5 +89,5 @@ def measure(runs: int, breakdown: bool) -> dict:
     result = {"tasks": Task.objects.count(), "all": _measure("all", runs)}
     result["page"] = _measure("page", runs)
     if breakdown:
-        result["steps"], result["profile"] = _steps(runs), _profile(15)
+        result["profile"] = _profile(15)
     return result

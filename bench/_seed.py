@@ -1,11 +1,12 @@
 """The data of the HTTP benches, made in a bench database by a Django child (bench._child).
 
 `tasks` seeds users, projects and tasks deterministically (a fixed random seed, bulk inserts),
-keeping a database that already holds exactly the asked-for counts; `ws_project` makes one
-project with one task through the services, for bench.ws_latency.
+keeping a database that already holds exactly the asked-for counts; `ws_projects` makes
+projects with members of their own through the services, for bench.ws_latency.
 """
 
 import random
+import uuid
 from datetime import UTC, datetime, timedelta
 
 from django.contrib.auth import get_user_model
@@ -26,8 +27,9 @@ WORDS = ("design", "review", "deploy", "fix", "write", "test", "plan", "sync", "
 
 
 def tasks(tasks: int, projects: int, users: int, pairs: bool = False) -> dict:
-    """Seed unless seeded; a token of TOKEN_USER, the hit path's keys, optionally every
-    (task id, project id)."""
+    """Seed unless seeded; a token of TOKEN_USER, the first task's and project's ids, the hit
+    path's keys for that user's unfiltered task pages (`all`) and the first project's
+    (`project`), optionally every (task id, project id)."""
     User = get_user_model()
     seeded = (
         Task.objects.count() == tasks
@@ -40,18 +42,22 @@ def tasks(tasks: int, projects: int, users: int, pairs: bool = False) -> dict:
         _seed(tasks, projects, users)
     user = User.objects.get(username=TOKEN_USER)
     rows = Task.objects.order_by("id").values_list("id", "project_id") if pairs else []
+    project = Project.objects.order_by("id").values_list("id", flat=True).first()
     return {
+        "task": Task.objects.order_by("id").values_list("id", flat=True).first(),
         "token": str(AccessToken.for_user(user)),
         "reseeded": not seeded,
-        "hit_keys": hit_keys(user.pk),
+        "project": project,
+        "hit_keys": {"all": hit_keys(user.pk, None), "project": hit_keys(user.pk, str(project))},
         "pairs": list(rows),
     }
 
 
-def hit_keys(user_id: int) -> list[str]:
-    """The Redis keys the hit path reads before a /tasks/ page: the one place the bench knows
-    the list cache's key format (the store's prefix and generation over infra.cache's names)."""
-    versions = [keys.version_name(name) for name in keys.page_versions("tasks", None)]
+def hit_keys(user_id: int, project: str | None) -> list[str]:
+    """The Redis keys the hit path reads before a /tasks/ page (of `?project=`): the one place
+    the bench knows the list cache's key format (the store's prefix and generation over
+    infra.cache's names)."""
+    versions = [keys.version_name(name) for name in keys.page_versions("tasks", project)]
     redis_store = store.store()
     redis_store.ping()  # connected: the generation is known
     return [f"{redis_store.prefix}:{redis_store.generation}:{name}"
@@ -112,30 +118,26 @@ def _task(number: int, projects: list, users: list, rng: random.Random) -> Task:
     )
 
 
-WS_USERS = 60  # 1,200 sockets at 20 per user
-
-
-def ws_project() -> dict:
-    """A fresh project with one task: its id, tokens of WS_USERS users (a user may hold 20
-    sockets), and the task.created event as sent."""
-    users = []
-    for number in range(WS_USERS):
-        user, created = get_user_model().objects.get_or_create(username=f"bench-ws-{number}")
-        if created:
-            user.set_unusable_password()
-            user.save()
-        users.append(user)
-    user = users[0]
-    project = services.project_create(actor=user, name=f"ws_latency {datetime.now(UTC)}")
-    Membership.objects.bulk_create(  # every client's user hears the project (viewers)
-        Membership(project=project, user=member, role=Membership.Role.VIEWER)
-        for member in users[1:]
-    )
+def ws_projects(projects: int, users_per_project: int) -> dict:
+    """Fresh projects of a writer (their owner, who holds no socket), each with viewers of its
+    own who are members of no other project: for each project its id and its viewers' tokens,
+    the writer's token, and a task.created event as sent."""
+    User, run = get_user_model(), uuid.uuid4().hex[:8]
+    writer = User.objects.create_user(f"bench-ws-writer-{run}")
+    made, tokens = [], []
+    for number in range(projects):
+        project = services.project_create(actor=writer, name=f"ws_latency {number} {run}")
+        viewers = User.objects.bulk_create(
+            User(username=f"bench-ws-{run}-{number}-{n}") for n in range(users_per_project)
+        )
+        Membership.objects.bulk_create(
+            Membership(project=project, user=user, role=Membership.Role.VIEWER) for user in viewers
+        )
+        made.append(project.id)
+        tokens.append([str(AccessToken.for_user(user)) for user in viewers])
+    project = Project.objects.get(pk=made[0])
     due = datetime(2030, 1, 1, tzinfo=UTC)
-    services.task_create(actor=user, project=project, title="ws_latency 0", due_date=due)
+    services.task_create(actor=writer, project=project, title="ws_latency 0", due_date=due)
     event = Event.objects.get(project_id=project.id, type=EventType.TASK_CREATED)
-    return {
-        "project": project.id,
-        "tokens": [str(AccessToken.for_user(user)) for user in users],
-        "event": envelope(event),
-    }
+    return {"projects": made, "tokens": tokens, "writer": str(AccessToken.for_user(writer)),
+            "event": envelope(event)}  # fmt: skip

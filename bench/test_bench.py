@@ -34,23 +34,19 @@ def test_cold_start_times_every_phase_of_every_function_and_the_reference() -> N
     assert result["importtime"] is None
 
 
-def test_ws_latency_delivers_every_event_in_order_to_every_client() -> None:
+def test_ws_latency_delivers_every_event_to_its_project_members_only() -> None:
     from bench import ws_latency
 
-    argv = [
-        "--clients",
-        "1,5",
-        "--writes",
-        "3",
-        "--warmup",
-        "1",
-        "--database",
-        "taskwire_bench_ws_smoke",
-    ]
+    argv = ["--clients", "12", "--projects", "3", "--rate", "10", "--seconds", "1"]
+    argv += ["--warmup", "0.3", "--database", "taskwire_bench_ws_smoke"]
     result = ws_latency.run(ws_latency.parse_args(argv))
-    assert set(result["phases"]) == {(n, s) for n in (1, 5) for s in ("candidate", "reference")}
-    for phase in result["phases"].values():
+
+    assert set(result["phases"]) == {(12, "candidate"), (12, "reference")}
+    for [phase] in result["phases"].values():
         outcome = phase.outcome
-        assert outcome.lost == outcome.out_of_order == outcome.duplicates == 0
-        assert len(outcome.latencies_ms) == 3
+        assert outcome.lost == outcome.foreign == outcome.out_of_order == outcome.duplicates == 0
+        assert len(outcome.latencies_ms) == 10
+        assert outcome.delivered == 10 * 4  # each write to the 4 clients of its project
+        assert phase.cpu_ms >= 0
+    assert set(ws_latency.ratios(result["phases"], 12)) == {"cpu", "p99"}
     assert not any(result["problems"].values())

@@ -15,16 +15,17 @@ def test_list_cache_serves_only_expected_answers_and_equal_json() -> None:
     argv += ["--users", "5", "--duration", "1", "--rounds", "1", "--warmup", "0", "--runs", "2"]
     result = list_cache.run(list_cache.parse_args([*argv, "--connections", "8", "--profile"]))
 
-    assert set(result["load"]) == {"cached", "bare", "uncached"}
+    assert set(result["load"]) == {"project", "project bare", "all", "all bare"}
     for [run] in result["load"].values():
         assert run.good > 0
         assert run.errors == 0
-    assert all(value > 0 for value in list_cache.ratios(result["load"]).values())
-    assert len(result["http_ms"]) == 2
+    assert set(list_cache.ratios(result["load"])) == {"project", "all"}
+    walked = result["walk"]  # the walk's rows were checked equal to PostgreSQL's first
+    assert (walked["rows"], walked["pages"]) == (300, 2)
+    assert len(walked["walk_ms"]) == len(walked["postgres_ms"]) == 2
     probe = result["json"]  # the two documents were checked equal before timing
     assert probe["tasks"] == 300
     assert probe["all"]["bytes"] > probe["page"]["bytes"] > 0
     assert len(probe["all"]["django_ms"]) == len(probe["all"]["postgres_ms"]) == 2
-    assert probe["steps"]
     assert probe["profile"]
-    assert result["problems"] == {"cached": [], "uncached": [], "bare": []}
+    assert result["problems"] == {"tasks": [], "bare": []}

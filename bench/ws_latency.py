@@ -1,66 +1,54 @@
-"""WebSocket fan-out latency: from a write's return to its event at the last of N clients.
+"""WebSocket fan-out by membership: CPU per delivery and latency to the last recipient.
 
-Candidate: the realtime service and the tasks function, one uvicorn process each, on the bench
-database taskwire_bench_ws (created, migrated, kept) and a Redis prefix of this run. N clients
-subscribe to a project made for this run (bench._seed.ws_project); a write is POST /tasks/ in it,
-its event the task.created with the new task's id. Reference: the same fan-out through Redis
-pub/sub and a bare `websockets` server (bench/_ws_reference_server.py); a write is a PUBLISH of a
-copy of a real task.created event. Both with the same N and client code (bench/_ws_clients.py),
-taking turns first; warm-up writes are waited for at every client, then each measured write
-waits for its event at all N clients (or its timeout) before the next.
+Candidate: the realtime service and the tasks function, one uvicorn process each (no
+compression), on the bench database taskwire_bench_ws (created, migrated, kept) and a Redis
+prefix of this run. N clients over P projects made for this run (bench._seed.ws_projects):
+client i's user is a viewer of project i mod P only, and its socket names no project (it hears
+its user's). Writes are POST /tasks/ by the projects' owner, who holds no socket, at a fixed rate
+(open loop), the projects in turn; an event is the task.created with the new task's id.
+Reference: a bare `websockets` server relaying Redis pub/sub, each project's channel to that
+project's clients only (bench/_ws_reference_server.py); a write is a PUBLISH of a copy of a real
+task.created event. Both with the same clients and rate (bench/_ws_clients.py), taking turns.
 
-Latency = arrival at the last client - return of the write, signed (the candidate publishes on
-commit, before the response is sent: negative means every client had it first). Lost: deliveries
-missing after --timeout; ooo/dup: out-of-order/duplicate deliveries. Per phase, a line gives the
-connect time, the servers' memory and the CPU per write of the servers and of this process.
+Latency = arrival at the last member client - return of the write, signed (the candidate
+publishes on commit, before the response is sent). CPU per delivery = the server process's
+CPU over the measured writes (until their last delivery) / the deliveries. Lost: deliveries
+missing after --timeout; foreign: events of a project the client is not a member of.
+Goal at the largest N: CPU per delivery <= 2 x the reference's, p99 <= 1.5 x, 0 lost, 0 foreign.
 """
 
 import argparse
 import asyncio
 import json
+import math
 import platform
 import resource
 import socket
 import sys
-import tempfile
 import time
 import uuid
-from argparse import Namespace
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 import redis
 
-from bench import _procs, percentile, print_table
+from bench import _procs, median, percentile, print_problems, print_table, verdict
 from bench._procs import HOST, REDIS_URL, Server, cpu_seconds, rss_mib, wait_idle
 from bench._ws_clients import Fleet, Outcome, Write, run_writes
 
 DATABASE = "taskwire_bench_ws"
-CANDIDATE = "candidate"
-REFERENCE = "reference"
-GOAL_CLIENTS = 1000
-GOAL_RATIO = 4.0
-WARMUP_TIMEOUT_S = 60
-LOG_LINES_SHOWN = 5
-WRITE_ATTEMPTS = 3
-RETRY_PAUSE_S = 0.5
+CPU_GOAL, P99_GOAL = 2.0, 1.5
+SOCKETS_PER_USER = 10  # within the realtime service's 20 per user
+WRITE_ATTEMPTS, RETRY_PAUSE_S = 3, 0.5
 DUE_DATE = "2030-01-01T00:00:00Z"
-HEADERS = (
-    "N",
-    "candidate p50 ms",
-    "candidate p99 ms",
-    "reference p50 ms",
-    "reference p99 ms",
-    "p99 ratio",
-    "lost (candidate)",
-    "lost (reference)",
-    "ooo/dup (candidate)",
-    "ooo/dup (reference)",
-)
+# The realtime service as deployed: events are small JSON, and compressing each one per client
+# costs more CPU than it saves bytes.
+REALTIME_OPTIONS = ("--ws-per-message-deflate", "false")
+HEADERS = ("N", "system", "p50 ms", "p99 ms", "CPU us/delivery", "deliveries", "lost",
+           "foreign", "ooo/dup", "write p50 ms", "late writes", "connect s", "RSS MiB")  # fmt: skip
 
 
 @dataclass
@@ -68,27 +56,19 @@ class Phase:
     """One system measured at one N."""
 
     outcome: Outcome
-    warmup_lost: int  # deliveries of the warm-up writes missing at their timeout
-    connect_s: float  # to connect the N clients
-    rss_mib: dict[str, float]  # server -> resident memory once the N clients are connected
-    cpu_ms_per_write: dict[str, float]  # process (the servers, then "bench") -> CPU per write
+    warmup_lost: int
+    connect_s: float
+    rss_mib: float  # the server's, once the N clients are connected
+    cpu_ms: float  # the server's, over the measured writes
     retried: int  # write attempts retried after a 5xx answer
 
+    @property
+    def cpu_us_per_delivery(self) -> float:
+        return self.cpu_ms * 1000 / max(1, self.outcome.delivered)
 
-@dataclass
-class Setup:
-    """This run's servers and data."""
-
-    servers: dict[str, Server]
-    project: int
-    tokens: list[str]  # of users enough for N sockets within the per-user limit
-    template: dict[str, Any]
-    channel: str
-
-
-# The realtime service as deployed (README, local run): events are small JSON, and compressing
-# each one per client costs more CPU than it saves bytes.
-REALTIME_OPTIONS = ("--ws-per-message-deflate", "false")
+    def p(self, share: float) -> float | None:
+        latencies = self.outcome.latencies_ms
+        return percentile(latencies, share) if latencies else None
 
 
 def raise_fd_limit(clients: int) -> None:
@@ -100,12 +80,12 @@ def raise_fd_limit(clients: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
 
 
-def start_servers(started: _procs.Servers, env: dict[str, str], channel: str) -> None:
+def start_servers(started: _procs.Servers, env: dict[str, str], prefix: str) -> None:
     """The realtime service, the tasks function and the reference, each ready."""
     started.uvicorn("realtime", "realtime.handler:application", env, *REALTIME_OPTIONS)
     started.uvicorn("tasks", "functions.tasks.handler:application", env)
     port = _procs.free_port()
-    command = [sys.executable, "-m", "bench._ws_reference_server", str(port), REDIS_URL, channel]
+    command = [sys.executable, "-m", "bench._ws_reference_server", str(port), REDIS_URL, prefix]
     plain = {"PATH": env["PATH"], "PYTHONPATH": env["PYTHONPATH"]}
     reference = started.start("reference", command, plain, port)
 
@@ -114,7 +94,7 @@ def start_servers(started: _procs.Servers, env: dict[str, str], channel: str) ->
             socket.create_connection((HOST, port), timeout=1),
             redis.Redis.from_url(REDIS_URL) as r,
         ):
-            return dict(r.pubsub_numsub(channel)).get(channel.encode(), 0) > 0
+            return r.publish(f"{prefix}.0", "{}") > 0  # project 0 has no clients
 
     _procs.wait_until(reference, subscribed)
 
@@ -124,15 +104,14 @@ class CandidateWrite:
 
     A 5xx answer is retried (after RETRY_PAUSE_S, at most WRITE_ATTEMPTS in all) and counted in
     `retried`: the PostgreSQL of this machine is shared, and another user's test run can take all
-    its connections for a moment. The write then counts from its successful attempt's answer."""
+    its connections for a moment."""
 
-    def __init__(self, http: httpx.Client, project: int) -> None:
+    def __init__(self, http: httpx.Client) -> None:
         self.http = http
-        self.project = project
         self.retried = 0
 
-    def __call__(self, number: int) -> int:
-        body = {"project": self.project, "title": f"ws_latency {number}", "due_date": DUE_DATE}
+    def __call__(self, number: int, project: int) -> int:
+        body = {"project": project, "title": f"ws_latency {number}", "due_date": DUE_DATE}
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             response = self.http.post("/tasks/", json=body)
             if response.status_code == 201:
@@ -144,169 +123,155 @@ class CandidateWrite:
         raise RuntimeError(f"POST /tasks/ answered {response.status_code}: {response.text}")
 
 
-def reference_write(client: redis.Redis, channel: str, template: dict[str, Any]) -> Write:
-    """PUBLISH a copy of the candidate's task.created event; its key and seq are the number."""
+def reference_write(client: redis.Redis, prefix: str, template: dict[str, Any]) -> Write:
+    """PUBLISH a copy of the candidate's task.created event on the project's channel; its key
+    is the number, its seq the project's count."""
+    seqs: dict[int, int] = {}
 
-    def write(number: int) -> int:
+    def write(number: int, project: int) -> int:
+        seqs[project] = seqs.get(project, 0) + 1
         payload = {
             **template,
-            "seq": number,
+            "project": project,
+            "seq": seqs[project],
             "id": str(uuid.uuid4()),
             "occurred_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-            "data": {**template["data"], "id": number},
+            "data": {**template["data"], "id": number, "project": project},
         }
-        if client.publish(channel, json.dumps(payload)) < 1:
-            raise RuntimeError(f"no subscriber to {channel}: the reference server is gone")
+        if client.publish(f"{prefix}.{project}", json.dumps(payload)) < 1:
+            raise RuntimeError(f"no subscriber to {prefix}.{project}: the reference is gone")
         return number
 
     return write
 
 
-class Usage:
-    """CPU time of some servers and of this process ("bench": clients and writer) over an
-    interval, per write."""
-
-    def __init__(self, servers: list[Server]) -> None:
-        self.servers = servers
-        self.before = self._now()
-
-    def _now(self) -> dict[str, float]:
-        times = {server.name: cpu_seconds(server.pid) for server in self.servers}
-        return {**times, "bench": time.process_time()}
-
-    def per_write_ms(self, writes: int) -> dict[str, float]:
-        after = self._now()
-        return {name: (after[name] - self.before[name]) * 1000 / writes for name in after}
-
-
 async def run_phase(
-    urls: list[str], size: int, write: Write, servers: list[Server], numbers: range, args: Namespace
+    fleet: Fleet, write: Write, server: Server, numbers: range, args: argparse.Namespace
 ) -> Phase:
-    """Connect N clients, warm up, measure, disconnect."""
-    await asyncio.to_thread(wait_idle, [server.pid for server in servers])
+    """Connect the fleet, warm up, measure, disconnect."""
+    await asyncio.to_thread(wait_idle, [server.pid])
     retried = getattr(write, "retried", 0)
-    fleet = Fleet(urls, size)
     try:
         connect_s = await fleet.open()
-        rss = {server.name: rss_mib(server.pid) for server in servers}
-        warmup = range(numbers.start, numbers.start + args.warmup)
-        warm = await run_writes(fleet, write, warmup, max(args.timeout, WARMUP_TIMEOUT_S))
-        usage = Usage(servers)
-        measured = range(warmup.stop, numbers.stop)
-        outcome = await run_writes(fleet, write, measured, args.timeout)
-        cpu = usage.per_write_ms(len(measured))
+        rss = rss_mib(server.pid)
+        warmup = range(numbers.start, numbers.start + round(args.warmup * args.rate))
+        warm = await run_writes(fleet, write, warmup, args.rate, args.timeout)
+        before = cpu_seconds(server.pid)
+        outcome = await run_writes(
+            fleet, write, range(warmup.stop, numbers.stop), args.rate, args.timeout
+        )
+        cpu_ms = (cpu_seconds(server.pid) - before) * 1000
     finally:
         await fleet.close()
-    retried = getattr(write, "retried", 0) - retried
-    return Phase(outcome, warm.lost, connect_s, rss, cpu, retried)
+    return Phase(outcome, warm.lost, connect_s, rss, cpu_ms, getattr(write, "retried", 0) - retried)
 
 
-def print_phase(name: str, size: int, phase: Phase) -> None:
-    """One line: what the phase cost the servers and the clients, and anything unusual."""
-    memory = ", ".join(f"{server} {mib:.0f} MiB" for server, mib in phase.rss_mib.items())
-    work = ", ".join(f"{process} {ms:.1f}" for process, ms in phase.cpu_ms_per_write.items())
-    notes = [
-        f"connected in {phase.connect_s:.2f} s",
-        f"RSS {memory}",
-        f"CPU ms per write: {work}",
-        f"the write itself p50 {percentile(phase.outcome.write_ms, 0.5):.1f} ms",
+def fleets(setup: dict, size: int, servers: dict[str, Server]) -> dict[str, Fleet]:
+    """Both systems' fleets of `size` clients over the projects, client i in project i mod P."""
+    projects, tokens = setup["projects"], setup["tokens"]
+    members = [projects[i % len(projects)] for i in range(size)]
+    realtime, reference = servers["realtime"].port, servers["reference"].port
+    candidate = [
+        f"ws://{HOST}:{realtime}/ws/notifications/?token="
+        + tokens[i % len(projects)][(i // len(projects)) // SOCKETS_PER_USER]
+        for i in range(size)
     ]
-    if phase.warmup_lost:
-        notes.append(f"{phase.warmup_lost} warm-up deliveries missing")
-    if phase.outcome.closed_early:
-        notes.append(f"{phase.outcome.closed_early} connections closed by the server")
-    if phase.retried:
-        notes.append(f"{phase.retried} write attempts answered 5xx and were retried")
-    print(f"N={size} {name}: " + "; ".join(notes))
+    bare = [f"ws://{HOST}:{reference}/?project={project}" for project in members]
+    return {"candidate": Fleet(candidate, members), "reference": Fleet(bare, members)}
 
 
-async def run_all(setup: Setup, args: Namespace) -> dict[tuple[int, str], Phase]:
-    """Every N, candidate and reference taking turns to go first."""
-    servers = setup.servers
-    realtime, tasks, reference = servers["realtime"], servers["tasks"], servers["reference"]
-    candidate = f"ws://{HOST}:{realtime.port}/ws/notifications/?projects={setup.project}"
-    urls = {
-        CANDIDATE: [f"{candidate}&token={token}" for token in setup.tokens],
-        REFERENCE: [f"ws://{HOST}:{reference.port}/"],
-    }
-    watched = {CANDIDATE: [realtime, tasks], REFERENCE: [reference]}
-    headers = {"Authorization": f"Bearer {setup.tokens[0]}"}
-    per_phase = args.warmup + args.writes
-    phases: dict[tuple[int, str], Phase] = {}
+async def run_all(setup: dict, servers: dict[str, Server], prefix: str, args) -> dict:
+    """Every N and round, candidate and reference taking turns to go first."""
+    headers = {"Authorization": f"Bearer {setup['writer']}"}
+    tasks_url = f"http://{HOST}:{servers['tasks'].port}"
+    per_phase = round((args.warmup + args.seconds) * args.rate)
+    phases: dict[tuple[int, str], list[Phase]] = {}
     with (
-        httpx.Client(base_url=f"http://{HOST}:{tasks.port}", headers=headers, timeout=30) as http,
+        httpx.Client(base_url=tasks_url, headers=headers, timeout=30) as http,
         redis.Redis.from_url(REDIS_URL, socket_timeout=30) as client,
     ):
         writes = {
-            CANDIDATE: CandidateWrite(http, setup.project),
-            REFERENCE: reference_write(client, setup.channel, setup.template),
+            "candidate": CandidateWrite(http),
+            "reference": reference_write(client, prefix, setup["event"]),
         }
-        number = 1
-        for index, size in enumerate(args.clients):
-            order = (CANDIDATE, REFERENCE) if index % 2 == 0 else (REFERENCE, CANDIDATE)
-            for name in order:
-                numbers = range(number, number + per_phase)
-                phase = await run_phase(
-                    urls[name], size, writes[name], watched[name], numbers, args
-                )
-                print_phase(name, size, phase)
-                phases[size, name] = phase
-                number = numbers.stop
+        watched = {"candidate": servers["realtime"], "reference": servers["reference"]}
+        number, turn = 1, 0
+        for size in args.clients:
+            for _ in range(args.rounds):
+                order = ("candidate", "reference")[:: 1 if turn % 2 == 0 else -1]
+                turn += 1
+                built = fleets(setup, size, servers)
+                for name in order:
+                    numbers = range(number, number + per_phase)
+                    phase = await run_phase(built[name], writes[name], watched[name], numbers, args)
+                    phases.setdefault((size, name), []).append(phase)
+                    number = numbers.stop
     return phases
 
 
-def stat(outcome: Outcome, share: float) -> float | None:
-    return percentile(outcome.latencies_ms, share) if outcome.latencies_ms else None
+def ratios(phases: dict[tuple[int, str], list[Phase]], size: int) -> dict[str, float | None]:
+    """At N=size, medians over the rounds: CPU per delivery and p99, candidate / reference."""
+
+    def median_of(name: str, value) -> float | None:
+        values = [v for phase in phases[size, name] if (v := value(phase)) is not None]
+        return median(values) if values else None
+
+    result: dict[str, float | None] = {}
+    for key, value in (("cpu", lambda p: p.cpu_us_per_delivery), ("p99", lambda p: p.p(0.99))):
+        ours, theirs = median_of("candidate", value), median_of("reference", value)
+        result[key] = ours / theirs if ours is not None and theirs and theirs > 0 else None
+    return result
 
 
-def ms(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1f}"
+def met(phases: dict, size: int) -> bool:
+    found = ratios(phases, size)
+    clean = all(
+        p.outcome.lost == p.outcome.foreign == p.warmup_lost == 0
+        for (_, name), runs in phases.items()
+        for p in runs
+        if name == "candidate"
+    )
+    cpu, p99 = found["cpu"], found["p99"]
+    return clean and cpu is not None and cpu <= CPU_GOAL and p99 is not None and p99 <= P99_GOAL
 
 
-def p99_ratio(candidate: Outcome, reference: Outcome) -> float | None:
-    ours, theirs = stat(candidate, 0.99), stat(reference, 0.99)
-    if ours is None or theirs is None or theirs <= 0:
-        return None
-    return ours / theirs
-
-
-def table_rows(clients: list[int], phases: dict[tuple[int, str], Phase]) -> list[list[str]]:
+def report(result: dict, args: argparse.Namespace) -> None:
     rows = []
-    for size in clients:
-        ours, theirs = phases[size, CANDIDATE].outcome, phases[size, REFERENCE].outcome
-        ratio = p99_ratio(ours, theirs)
-        rows.append(
-            [
-                str(size),
-                ms(stat(ours, 0.5)),
-                ms(stat(ours, 0.99)),
-                ms(stat(theirs, 0.5)),
-                ms(stat(theirs, 0.99)),
-                "n/a" if ratio is None else f"{ratio:.2f}",
-                str(ours.lost),
-                str(theirs.lost),
-                f"{ours.out_of_order}/{ours.duplicates}",
-                f"{theirs.out_of_order}/{theirs.duplicates}",
-            ]
+    for (size, name), runs in result["phases"].items():
+        for phase in runs:
+            o = phase.outcome
+            p50, p99 = (phase.p(share) for share in (0.5, 0.99))
+            rows.append([size, name, "n/a" if p50 is None else f"{p50:.1f}",
+                         "n/a" if p99 is None else f"{p99:.1f}", f"{phase.cpu_us_per_delivery:.1f}",
+                         o.delivered, o.lost + phase.warmup_lost, o.foreign,
+                         f"{o.out_of_order}/{o.duplicates}",
+                         f"{percentile(o.write_ms, 0.5):.1f}", o.late_starts,
+                         f"{phase.connect_s:.1f}", f"{phase.rss_mib:.0f}"])  # fmt: skip
+    print_table(rows, HEADERS)
+    size = max(args.clients)
+    found = ratios(result["phases"], size)
+    text = {key: "n/a" if value is None else f"{value:.2f}" for key, value in found.items()}
+    print(
+        f"N={size}, candidate / reference: CPU per delivery {text['cpu']} (goal <= {CPU_GOAL}), "
+        f"p99 {text['p99']} (goal <= {P99_GOAL}), and 0 lost, 0 foreign: "
+        f"{verdict(met(result['phases'], size))}"
+    )
+    print_problems(result["problems"])
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Every phase; {"phases": {(N, system): [Phase per round]}, "problems": {server: lines}}."""
+    raise_fd_limit(max(args.clients))
+    users = math.ceil(max(args.clients) / args.projects / SOCKETS_PER_USER)
+    with _procs.session("ws", args.database) as session:
+        setup = _procs.call(
+            "bench._seed:ws_projects", session.env, projects=args.projects, users_per_project=users
         )
-    return rows
-
-
-def goal_line(phases: dict[tuple[int, str], Phase]) -> str:
-    goal = (
-        f"goal: candidate p99 within {GOAL_RATIO:g}x the reference's at N={GOAL_CLIENTS}, "
-        "and 0 lost events"
-    )
-    if (GOAL_CLIENTS, CANDIDATE) not in phases:
-        return f"{goal}: not measured (N={GOAL_CLIENTS} not among --clients)"
-    lost = sum(phase.outcome.lost for (_, name), phase in phases.items() if name == CANDIDATE)
-    ratio = p99_ratio(
-        phases[GOAL_CLIENTS, CANDIDATE].outcome, phases[GOAL_CLIENTS, REFERENCE].outcome
-    )
-    met = ratio is not None and ratio <= GOAL_RATIO and lost == 0
-    ratio_text = "n/a" if ratio is None else f"{ratio:.2f}x"
-    verdict = "met" if met else "NOT met"
-    return f"{goal}: {verdict} (p99 ratio {ratio_text}, candidate lost {lost})"
+        prefix = f"{session.env['REDIS_PREFIX']}.reference"
+        start_servers(session.servers, session.env, prefix)
+        phases = run_async(run_all(setup, session.servers.started, prefix, args))
+        session.servers.stop()
+    return {"phases": phases, "problems": session.servers.found}
 
 
 def run_async(coroutine: Coroutine[Any, Any, Any]) -> Any:
@@ -328,64 +293,39 @@ def parse_clients(text: str) -> list[int]:
     return clients
 
 
-def parse_args(argv: list[str]) -> Namespace:
+def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench ws_latency",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--clients",
-        type=parse_clients,
-        default=[1, 100, 1000],
-        help="numbers of clients N (default 1,100,1000)",
-    )
-    parser.add_argument("--writes", type=int, default=100, help="measured writes per N (100)")
-    parser.add_argument("--warmup", type=int, default=3, help="uncounted writes first (3)")
-    parser.add_argument(
-        "--timeout", type=float, default=10, help="seconds before a delivery counts lost (10)"
-    )
-    parser.add_argument("--log-dir", type=Path, help="keep the server logs here (default: drop)")
-    parser.add_argument("--database", default=DATABASE, help=f"bench database ({DATABASE})")
+    add = parser.add_argument
+    add("--clients", type=parse_clients, default=[1000], help="numbers of clients N (1000)")
+    add("--projects", type=int, default=10, help="projects the clients are spread over (10)")
+    add("--rate", type=float, default=20, help="writes a second, over the projects (20)")
+    add("--seconds", type=float, default=15, help="measured seconds of writes per phase (15)")
+    add("--warmup", type=float, default=2, help="uncounted seconds of writes first (2)")
+    add("--rounds", type=int, default=1, help="phases of each system per N (1)")
+    add("--timeout", type=float, default=10, help="seconds before a delivery counts lost (10)")
+    add("--database", default=DATABASE, help=f"bench database ({DATABASE})")
     args = parser.parse_args(argv)
-    if args.writes < 1 or args.warmup < 1 or args.timeout <= 0:
-        parser.error("--writes and --warmup must be at least 1, --timeout positive")
+    if min(args.projects, args.rounds) < 1 or min(args.rate, args.seconds, args.timeout) <= 0:
+        parser.error("--projects and --rounds must be at least 1; --rate, --seconds, --timeout > 0")
+    if min(args.clients) < args.projects:
+        parser.error("every project needs a client: --clients at least --projects")
     return args
-
-
-def run(args: Namespace) -> dict:
-    """Every phase; {"phases": {(N, system): Phase}, "problems": {server: log lines}}."""
-    raise_fd_limit(max(args.clients))
-    env = _procs.prepared_env("ws", args.database)
-    data = _procs.call("bench._seed:ws_project", env)
-    channel = f"{env['REDIS_PREFIX']}.reference"
-    try:
-        with (
-            tempfile.TemporaryDirectory(prefix="bench-ws-") as logs,
-            _procs.servers(args.log_dir or Path(logs)) as started,
-        ):
-            start_servers(started, env, channel)
-            setup = Setup(started.started, data["project"], data["tokens"], data["event"], channel)
-            phases = run_async(run_all(setup, args))
-            started.stop()
-            problems = started.problems()
-    finally:
-        _procs.drop_prefix(env["REDIS_PREFIX"])
-    return {"phases": phases, "problems": problems}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     print(
-        f"ws_latency: {args.writes} measured writes per N after {args.warmup} warm-up; "
-        f"Python {platform.python_version()}; {_procs.machine()}; latency = arrival at the last "
-        "client - return of the write, signed; p99 ratio = candidate p99 / reference p99"
+        f"ws_latency: N={args.clients} over {args.projects} projects, {args.rate:g} writes/s, "
+        f"{args.warmup:g} s warm-up + {args.seconds:g} s measured, {args.rounds} round(s); "
+        f"Python {platform.python_version()}; {_procs.machine()}"
     )
     result = run(args)
-    print_table(table_rows(args.clients, result["phases"]), HEADERS)
-    print(goal_line(result["phases"]))
-    for name, lines in result["problems"].items():
-        print(f"{name} log: {len(lines)} warning/error lines", *lines[:5], sep="\n  ")
+    report(result, args)
+    print(f"at the end: {_procs.machine()}")
     return 0
 
 

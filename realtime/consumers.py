@@ -24,7 +24,7 @@ from common.domain.events import envelope, event_list_after
 from common.domain.models import Event, Membership, Project
 from realtime.auth import accepted_subprotocol, authenticate
 from realtime.fanout import hub
-from realtime.socket_quota import MAX_PER_USER, RENEW_SECONDS, socket_quota
+from realtime.socket_quota import MAX_PER_USER, socket_quota
 from realtime.subscription import SubscriptionError, parse_subscription
 
 logger = logging.getLogger(__name__)
@@ -89,7 +89,6 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
             asyncio.create_task(self._forward_forever()),  # live events, after the replay
             asyncio.create_task(self._close_at(caller.expires_at)),
             asyncio.create_task(self._ping_forever()),
-            asyncio.create_task(self._renew_place_forever()),
         ]
 
     async def accept(self, subprotocol=None, headers=None) -> None:
@@ -174,15 +173,6 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
                 await self.quota.release(username, self.socket_id)
         except REDIS_UNAVAILABLE as exc:  # its lease lapses instead
             logger.warning("websocket place not released, Redis is unavailable: %s", exc)
-
-    async def _renew_place_forever(self) -> None:
-        while True:
-            await asyncio.sleep(RENEW_SECONDS)
-            try:
-                async with asyncio.timeout(REDIS_WAIT_SECONDS):
-                    await self.quota.renew(self.quota_holder, self.socket_id)
-            except REDIS_UNAVAILABLE as exc:  # counted again at the next renewal
-                logger.warning("websocket place not renewed, Redis is unavailable: %s", exc)
 
     async def _join_hub(self) -> None:
         # Watched first, memberships read after: a membership that changes in between arrives as

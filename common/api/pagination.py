@@ -1,12 +1,26 @@
 """The page every list returns: `{"count", "next", "previous", "results"}`."""
 
-from typing import cast
+from collections.abc import Callable
+from typing import Any, cast
 
-from django.core.paginator import InvalidPage, Page
+from django.core.paginator import InvalidPage, Page, Paginator
 from django.db.models import QuerySet
+from django.utils.functional import cached_property
 from rest_framework import pagination
 from rest_framework.exceptions import NotFound
 from rest_framework.renderers import JSONRenderer
+
+
+class CountedPaginator(Paginator):
+    """Django's paginator, counting the rows with a function of the queryset given."""
+
+    def __init__(self, object_list, per_page, count: Callable[[Any], int]) -> None:
+        super().__init__(object_list, per_page)
+        self.count_rows = count
+
+    @cached_property
+    def count(self) -> int:
+        return self.count_rows(self.object_list)
 
 
 class PageNumberPagination(pagination.PageNumberPagination):
@@ -14,10 +28,14 @@ class PageNumberPagination(pagination.PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 200  # a larger page_size is clamped, not refused
 
-    def page_rows(self, queryset: QuerySet, request) -> QuerySet:
-        """Like paginate_queryset, but the page's rows stay a queryset, not yet fetched."""
+    def page_rows(
+        self, queryset: QuerySet, request, count: Callable[[QuerySet], int] | None = None
+    ) -> QuerySet:
+        """Like paginate_queryset, but the page's rows stay a queryset, not yet fetched; `count`
+        counts the rows (default: the queryset's count())."""
         self.request = request
-        paginator = self.django_paginator_class(queryset, self.get_page_size(request) or 1)
+        size = self.get_page_size(request) or 1
+        paginator = CountedPaginator(queryset, size, count or (lambda rows: rows.count()))
         number = self.get_page_number(request, paginator)
         try:
             self.page = page = paginator.page(number)

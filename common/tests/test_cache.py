@@ -60,6 +60,30 @@ class ListCacheTests(APITest):
         self.assertEqual(self.ids("/tasks/?search=foo%26status%3Dcompleted"), [])
         self.assertEqual(self.get("/tasks/?search=foo&status=completed")["X-Cache"], "hit")
 
+    def test_the_pages_of_one_list_count_its_rows_once_until_a_write(self):
+        project = ProjectFactory(owner=self.user)
+        TaskFactory.create_batch(5, project=project, status="pending")
+        TaskFactory(project=project, status="completed")
+
+        def counted(path: str) -> tuple[int, int]:
+            """The page's count, and the COUNT queries it took."""
+            with CaptureQueriesContext(connection) as queries:
+                page = self.get(path).json()
+            return page["count"], sum("COUNT(" in q["sql"] for q in queries.captured_queries)
+
+        self.get("/tasks/")  # the versions start (the first page of all is not counted ahead)
+
+        self.assertEqual(counted("/tasks/?status=pending&page_size=2&page=1"), (5, 1))
+        self.assertEqual(counted("/tasks/?status=pending&page_size=2&page=2"), (5, 0))
+        self.assertEqual(counted("/tasks/?status=pending&page_size=3&page=2"), (5, 0))
+        self.assertEqual(counted("/tasks/?status=completed&page_size=2"), (1, 1))  # other rows
+        with self.committed():
+            services.task_create(
+                actor=self.user, project=project, title="more", due_date=timezone.now()
+            )
+
+        self.assertEqual(counted("/tasks/?status=pending&page_size=2&page=3"), (6, 1))
+
     def test_a_project_filter_that_is_not_an_ascii_number_is_a_400(self):
         self.assertEqual(self.client.get("/tasks/?project=%C2%B2").status_code, 400)
 

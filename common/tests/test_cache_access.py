@@ -4,6 +4,9 @@ Every read goes through the projects or tasks function's whole ASGI application,
 answered by the hit path in front of Django, as deployed; a miss by Django.
 """
 
+import time
+from datetime import timedelta
+
 import httpx
 import pytest
 from asgiref.sync import async_to_sync
@@ -117,3 +120,22 @@ def test_an_added_member_sees_the_project_on_the_next_read(team):
 
     assert titles(read(carol, "/tasks/")) == ["Launch"]
     assert titles(read(carol, f"/tasks/?project={apollo.id}")) == ["Launch"]
+
+
+def test_a_token_the_hit_path_verified_is_refused_once_it_expires(team):
+    from functions.tasks.handler import application as tasks
+
+    token = AccessToken.for_user(team[0])
+    token.set_exp(lifetime=timedelta(seconds=2))
+    headers = {"Authorization": f"Bearer {token}"}
+
+    async def get() -> httpx.Response:
+        transport = httpx.ASGITransport(app=tasks)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            return await client.get("/tasks/", headers=headers)
+
+    answers = [async_to_sync(get)() for _ in range(3)]
+    time.sleep(max(0.0, token["exp"] - time.time()) + 0.1)
+
+    assert [answer.headers["x-cache"] for answer in answers] == ["miss", "hit", "hit"]
+    assert async_to_sync(get)().status_code == 401

@@ -35,3 +35,12 @@ class TaskRowsJsonTests(TestCase):
         self.assertEqual([row["id"] for row in page], [tasks[3].id, tasks[2].id])
         self.assertEqual(task_rows_json(task_list().none()), b"[]")
         self.assertEqual(task_rows_json(task_list()[5:5]), b"[]")
+
+    def test_a_deep_page_is_read_by_its_ids_in_the_order_asked_for(self):
+        tasks = TaskFactory.create_batch(6)
+        ordered = task_list().order_by("-due_date", "id")
+
+        page = json.loads(task_rows_json(ordered[2:5]))
+
+        self.assertEqual([row["id"] for row in page], [task.id for task in ordered[2:5]])
+        self.assertEqual(len(tasks), 6)

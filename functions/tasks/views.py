@@ -26,7 +26,8 @@ class TaskList(CachedListMixin, generics.ListCreateAPIView):
 
     def render_list(self, request) -> bytes:
         paginator = cast(PageNumberPagination, self.paginator)
-        rows = paginator.page_rows(self.filter_queryset(self.get_queryset()), request)
+        queryset = self.filter_queryset(self.get_queryset())
+        rows = paginator.page_rows(queryset, request, count=self.count_rows)
         return paginator.render_page(selectors.task_rows_json(rows))
 
     def perform_create(self, serializer):

@@ -8,7 +8,7 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import override_settings
 
-from realtime.socket_quota import MAX_PER_USER
+from realtime.socket_quota import LEASE_SECONDS, MAX_PER_USER, socket_quota
 from realtime.subscription import MAX_PROJECTS
 from realtime.tests.conftest import TIMEOUT, receive
 
@@ -56,6 +56,22 @@ async def test_the_sockets_of_a_process_that_died_lapse(connect):
     await client.aclose()
 
     assert await _is_open(await connect())
+
+
+async def test_one_round_trip_renews_the_leases_of_every_socket_of_the_process(connect):
+    sockets = [await connect() for _ in range(3)]
+    key = f"{settings.REDIS_PREFIX}:ws-sockets:alice"
+    client = redis.asyncio.Redis.from_url(settings.CHANNEL_REDIS_URL)
+    await client.zadd(key, {member: 1 for member in await client.zrange(key, 0, -1)})  # lapsed
+    await client.zadd(key, {"another-process": time.time() + 5})
+
+    await socket_quota().renew()
+
+    leases = dict(await client.zrange(key, 0, -1, withscores=True))
+    await client.aclose()
+    assert leases.pop(b"another-process") < time.time() + 10  # not this process's to renew
+    assert len(leases) == len(sockets)
+    assert min(leases.values()) > time.time() + LEASE_SECONDS - 10
 
 
 async def test_projects_may_name_at_most_a_hundred_ids(connect):

@@ -3,18 +3,22 @@
 A GET of a cached list with a valid access token is answered here, with one Redis round trip for
 the versions and one for the page, without entering Django. Anything else (a miss, no or a bad
 token, Redis trouble, a bump this process could not record yet) goes on to Django, which answers
-and fills the cache (common.infra.cache.pages). The token's signature and expiry are checked here;
+and fills the cache (common.infra.cache.pages). The token's signature and claims are verified here
+(once per token: an LRU of verified tokens), and its expiry on every request;
 that its user is active, Django vouches for with a short-lived key it sets after authenticating,
 which deactivating or deleting the user removes. A hit carries the security headers Django's
 SecurityMiddleware gives a miss, from the same settings.
 """
 
 import functools
+from dataclasses import dataclass
 
+from django.core.signals import setting_changed
 from django.http import QueryDict
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import AccessToken
+from rest_framework_simplejwt.utils import aware_utcnow
 
 from common.api.bearer import asgi_bearer_token
 from common.api.origin import request_origin
@@ -88,12 +92,34 @@ def _list_query(resource: str, query_string: bytes) -> tuple[str | None, str] | 
 def _token_user_id(scope) -> str | None:
     """The user id of a valid access token in the request, else None."""
     raw = asgi_bearer_token(scope)
-    if raw is None:
+    verified = None if raw is None else _access_token(raw)
+    if verified is None:
         return None
     try:
-        return str(AccessToken(raw)[api_settings.USER_ID_CLAIM])  # type: ignore[arg-type]  # a raw token string, as simplejwt takes
+        verified.token.check_exp(current_time=aware_utcnow())  # now, not when verified
+    except (TokenError, OverflowError, ValueError):
+        return None
+    return verified.user_id
+
+
+@dataclass(frozen=True)
+class _Verified:
+    token: AccessToken
+    user_id: str
+
+
+@functools.lru_cache(maxsize=4096)  # bounded; a client sends its token again and again
+def _access_token(raw: str) -> _Verified | None:
+    """The token, once its signature and claims are verified (simplejwt's AccessToken), else
+    None. Verifying a signature is most of a hit's own work; its expiry is checked per use."""
+    try:
+        token = AccessToken(raw)  # type: ignore[arg-type]  # a raw token string, as simplejwt takes
+        return _Verified(token, str(token[api_settings.USER_ID_CLAIM]))
     except (TokenError, KeyError, OverflowError, ValueError, TypeError):
         return None
+
+
+setting_changed.connect(lambda **kwargs: _access_token.cache_clear(), weak=False)
 
 
 async def _send_page(send, page: bytes, security_headers) -> None:

@@ -50,6 +50,13 @@ def page_name(
     return f"page:{resource}:{stamp}:{digest}"
 
 
+def count_name(resource: str, versions: dict[str, int], query: str, audience: str) -> str:
+    """The row count of a filtered list (`query` without its paging), for every page of it."""
+    digest = hashlib.blake2b(f"{query}|{audience}".encode(), digest_size=16).hexdigest()
+    stamp = ".".join(str(versions[name]) for name in sorted(versions))
+    return f"count:{resource}:{stamp}:{digest}"
+
+
 def memberships_value(memberships: dict[int, str]) -> bytes:
     """A reader's memberships as the hit path reads them: `5:owner,9:viewer`, by project id."""
     return ",".join(f"{project}:{role}" for project, role in sorted(memberships.items())).encode()

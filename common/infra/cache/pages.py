@@ -9,7 +9,8 @@ CACHE_PAGE_MAX_BYTES is served but not stored, and a request that fails stores n
 import contextlib
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
@@ -20,6 +21,7 @@ from rest_framework.settings import api_settings
 from common.infra.cache.keys import (
     active_user_name,
     canonical_query,
+    count_name,
     lock_name,
     memberships_value,
     page_name,
@@ -34,6 +36,9 @@ PAGE_TTL_SECONDS = 300
 BUILD_LOCK_SECONDS = 5
 WAIT_FOR_BUILDER_SECONDS = 2.0
 ACTIVE_USER_SECONDS = 300  # how long the hit path trusts that a token's user is still active
+
+# While a page is built: what its list's count is known by (resource, versions, audience).
+_counted: ContextVar[tuple[str, dict[str, int], str] | None] = ContextVar("counted", default=None)
 
 
 def pack_page(page: bytes, built_at: int) -> bytes:
@@ -83,15 +88,43 @@ def cached_page(
             return page, True
     except CacheDown:
         return build(), False
+    counted = _counted.set((resource, cast(dict[str, int], versions), audience))
     try:
         built_at = now_us()
         page = build()  # may raise: a bad filter is a 400, and nothing is stored
         _store(name, page, built_at)
     finally:
+        _counted.reset(counted)
         if locked:
             with contextlib.suppress(CacheDown):
                 store().delete(lock_name(name))
     return page, False
+
+
+def cached_count(query: str, count: Callable[[], int]) -> int:
+    """The row count of the list being built with the filters `query`, shared by its pages.
+
+    Stored beside the page, under the same versions and audience: a walk through the pages of
+    a list after a write counts its rows once, not once a page.
+    """
+    if (scope := _counted.get()) is None or cache_skipped():
+        return count()
+    name = count_name(*scope[:2], query, scope[2])
+    with contextlib.suppress(CacheDown, ValueError):
+        if (found := unpack_page(store().get_many([name])[0])) is not None:
+            return int(found)
+    built_at = now_us()
+    rows = count()
+    _store(name, str(rows).encode(), built_at)
+    return rows
+
+
+def paged_query(query: QueryDict, paging: Iterable[str]) -> str:
+    """The canonical `query` without its paging parameters: what a list's count depends on."""
+    unpaged = query.copy()
+    for name in paging:
+        unpaged.pop(name, None)
+    return unpaged.urlencode()
 
 
 def _build_first(
@@ -178,6 +211,12 @@ class CachedListMixin(_ListView):
     def render_list(self, request) -> bytes:
         """The page's bytes on a miss: DRF's list, rendered (views may do it faster)."""
         return JSONRenderer().render(super().list(request).data)
+
+    def count_rows(self, queryset) -> int:
+        """The count of the filtered `queryset`, shared by every page of it (cached_count)."""
+        paginator: Any = self.paginator
+        paging = (paginator.page_query_param, paginator.page_size_query_param)
+        return cached_count(paged_query(self.request.GET, paging), queryset.count)
 
 
 def _remember_active(user_id, memberships: bytes) -> None:

@@ -80,6 +80,8 @@ _pending_lock = threading.Lock()
 def pending_bumps(target=None) -> PendingBumps:
     """The pending bumps of `target` (default: the current store)."""
     target = target or store()
+    if (found := _pending.get(target)) is not None:  # every hit asks: no lock, nothing made
+        return found
     with _pending_lock:
         return _pending.setdefault(target, PendingBumps(target))
 
