@@ -7,10 +7,11 @@
 # aardvark-dns); a later one (the host's) would not know them, so only the first is used.
 set -eu
 
-out=/etc/nginx/conf.d/00-resolver.conf
-nameserver=$(awk '$1 == "nameserver" { print $2; exit }' /etc/resolv.conf)
+resolv=${TASKWIRE_RESOLV_CONF:-/etc/resolv.conf}  # (both overridable for its test)
+out=${TASKWIRE_RESOLVER_CONF:-/etc/nginx/conf.d/00-resolver.conf}
+nameserver=$(awk '$1 == "nameserver" { print $2; exit }' "$resolv")
 if [ -z "$nameserver" ]; then
-    echo "$0: no nameserver in /etc/resolv.conf: the gateway cannot find the functions" >&2
+    echo "$0: no nameserver in $resolv: the gateway cannot find the functions" >&2
     exit 1
 fi
 case $nameserver in
