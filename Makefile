@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test lint format schema gateway-conf bench evidence clean
+.PHONY: run test lint format schema gateway-conf aws-template lambda-package compose-test bench evidence clean
 
 $(INSTALLED): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,19 @@ schema: $(INSTALLED)
 # Regenerate the compose gateway's nginx config from local/routes.py (a test checks they agree).
 gateway-conf: $(INSTALLED)
 	$(PY) -m local.nginx > deploy/nginx.conf
+
+# Regenerate the AWS SAM template from local/routes.py and scheduled/schedule.py (a test checks).
+aws-template: $(INSTALLED)
+	$(PY) -m deploy.aws.generate > deploy/aws/template.yaml
+
+# The Lambda functions' code and pinned dependencies (Linux x86_64 wheels) in build/lambda/.
+lambda-package: $(INSTALLED)
+	$(PY) -m deploy.aws.package build/lambda
+
+# docker-compose.yml run for real, as a user would (not part of `make test`). COMPOSE names the
+# compose command: `docker compose` by default; CI uses ../shared/containers/compose.sh.
+compose-test: $(INSTALLED)
+	$(PY) deploy/compose_test.py
 
 # `make bench NAME=cold_start`
 bench: $(INSTALLED)

@@ -83,6 +83,74 @@ def test_the_topology_has_every_role_and_the_infrastructure_has_healthchecks():
         assert SERVICES["gateway"]["depends_on"][name] == {"condition": "service_healthy"}
 
 
+def test_the_healthchecks_check_what_dependents_need():
+    # RabbitMQ: its AMQP port takes connections (`ping` passes about 10 s before it does).
+    assert SERVICES["rabbitmq"]["healthcheck"]["test"] == [
+        "CMD",
+        "rabbitmq-diagnostics",
+        "-q",
+        "check_port_connectivity",
+    ]
+    # The worker: its own node answers through the broker; Beat: its broker answers.
+    worker = SERVICES["worker"]["healthcheck"]["test"]
+    assert worker[0] == "CMD-SHELL"
+    assert "inspect ping" in worker[1]
+    assert '--destination "celery@$$(hostname)"' in worker[1]  # $$: compose's literal $
+    assert SERVICES["beat"]["healthcheck"]["test"] == ["CMD", "python", "-m", "scheduled.ready"]
+    # The gateway: /healthz through nginx to a function.
+    assert SERVICES["gateway"]["healthcheck"]["test"] == [
+        "CMD",
+        "/usr/local/bin/taskwire-healthcheck",
+    ]
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in SERVICES["gateway"]["volumes"]}
+    assert (ROOT / mounts["/usr/local/bin/taskwire-healthcheck"]).stat().st_mode & 0o111
+    assert (ROOT / mounts["/docker-entrypoint.d/15-taskwire-resolver.sh"]).stat().st_mode & 0o111
+
+
+def test_what_compose_publishes_is_on_this_machine_only():
+    published = [port for s in SERVICES.values() for port in s.get("ports", [])]
+    assert published
+    assert all(port.startswith("127.0.0.1:") for port in published), published
+
+
+@pytest.mark.parametrize(
+    ("resolv_conf", "resolver"),
+    [
+        ("nameserver 127.0.0.11\noptions ndots:0\n", "127.0.0.11"),  # Docker
+        ("search dns.podman\nnameserver 10.89.0.1\nnameserver 10.255.255.53\n", "10.89.0.1"),
+        ("nameserver fd00::1\n", "[fd00::1]"),
+    ],
+)
+def test_the_gateway_resolves_through_the_networks_own_dns(tmp_path, resolv_conf, resolver):
+    (tmp_path / "resolv.conf").write_text(resolv_conf)
+    result = subprocess.run(
+        ["sh", ROOT / "deploy" / "gateway" / "15-resolver.sh"],
+        env={
+            "PATH": os.environ["PATH"],
+            "TASKWIRE_RESOLV_CONF": str(tmp_path / "resolv.conf"),
+            "TASKWIRE_RESOLVER_CONF": str(tmp_path / "resolver.conf"),
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "resolver.conf").read_text() == (
+        f"resolver {resolver} valid={nginx.RESOLVE_VALID} ipv6=off;\nresolver_timeout 5s;\n"
+    )
+
+
+def test_the_gateway_names_each_function_per_request_not_once_at_start():
+    config = nginx.render()
+    # An upstream block resolves its names once, at start.
+    assert not re.search(r"^\s*upstream \S+ \{", config, re.MULTILINE)
+    for target in nginx.targets():
+        assert f"set $taskwire_upstream {target}:{nginx.PORT};" in config
+    assert config.count("proxy_pass http://$taskwire_upstream;") == len(
+        [t for _, t in nginx.ROUTES if t not in nginx.LOCAL_ONLY]
+    )
+
+
 def test_no_secret_is_committed():
     example = dict(
         line.split("=", 1)
