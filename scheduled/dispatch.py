@@ -11,7 +11,7 @@ import os
 
 import django
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "common.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "common.infra.settings")
 django.setup()
 
 from scheduled.celery import app  # noqa: E402

@@ -200,7 +200,7 @@ def container_health(service: dict) -> dict:
 
 ENVIRONMENT = {
     "DEBUG": "false",
-    "DJANGO_SETTINGS_MODULE": "common.settings",
+    "DJANGO_SETTINGS_MODULE": "common.infra.settings",
     "SECRET_KEY": sub("{{resolve:secretsmanager:${AppSecret}:SecretString:SECRET_KEY}}"),
     "DATABASE_URL": ref("DatabaseUrl"),
     "REDIS_URL": ref("RedisUrl"),
