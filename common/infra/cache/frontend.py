@@ -4,8 +4,9 @@ A GET of a cached list with a valid access token is answered here, with one Redi
 the versions and one for the page, without entering Django. Anything else (a miss, no or a bad
 token, Redis trouble, a bump this process could not record yet) goes on to Django, which answers
 and fills the cache (common.infra.cache.pages). The token's signature and expiry are checked here;
-that its user is active, Django vouches for with a short-lived key it sets after authenticating,
-which deactivating or deleting the user removes. A hit carries the security headers Django's
+that its user is active and the token is of their current password, Django vouches for with a
+short-lived key it sets after authenticating, which deactivating, deleting the user or changing
+their password removes (common.domain.revocation). A hit carries the security headers Django's
 SecurityMiddleware gives a miss, from the same settings.
 """
 
@@ -26,6 +27,7 @@ from common.infra.cache.keys import (
     page_versions,
     reader_audience,
     version_name,
+    vouched_memberships,
 )
 from common.infra.cache.pages import unpack_page
 from common.infra.cache.store import CacheDown, RedisStore, cache_skipped, store
@@ -51,7 +53,7 @@ class CachedListFrontend:
     async def _cached_page(self, scope, resource: str, scheme_host: str | None) -> bytes | None:
         query = _list_query(resource, scope.get("query_string", b""))
         redis = store()
-        user_id = _token_user_id(scope)
+        user_id, claim = _token_user(scope)
         if query is None or scheme_host is None or user_id is None:
             return None  # Django answers it (and refuses a host it does not serve)
         if not isinstance(redis, RedisStore):
@@ -59,11 +61,14 @@ class CachedListFrontend:
         project, canonical = query
         names = page_versions(resource, project)
         try:
-            *found, memberships = await redis.get_many_async(
+            *found, vouch = await redis.get_many_async(
                 [*map(version_name, names), active_user_name(user_id)]
             )
-            if None in found or memberships is None:  # a version not started, or a user not
-                return None  # vouched for lately: Django answers, and vouches with memberships
+            # A version not started, a user not vouched for lately, or a token of their password
+            # before the one Django vouched with: Django answers (and vouches again).
+            memberships = vouched_memberships(vouch, claim) if vouch is not None else None
+            if None in found or memberships is None:
+                return None
             audience = reader_audience(resource, project, memberships)
             if audience is None:  # a project the reader is not a member of: Django says 400
                 return None
@@ -85,15 +90,16 @@ def _list_query(resource: str, query_string: bytes) -> tuple[str | None, str] | 
     return query.get("project"), canonical_query(query, parameters)
 
 
-def _token_user_id(scope) -> str | None:
-    """The user id of a valid access token in the request, else None."""
+def _token_user(scope) -> tuple[str | None, object]:
+    """The user id and password claim of a valid access token in the request, else None, None."""
     raw = asgi_bearer_token(scope)
     if raw is None:
-        return None
+        return None, None
     try:
-        return str(AccessToken(raw)[api_settings.USER_ID_CLAIM])  # type: ignore[arg-type]  # a raw token string, as simplejwt takes
+        token = AccessToken(raw)  # type: ignore[arg-type]  # a raw token string, as simplejwt takes
+        return str(token[api_settings.USER_ID_CLAIM]), token.get(api_settings.REVOKE_TOKEN_CLAIM)
     except (TokenError, KeyError, OverflowError, ValueError, TypeError):
-        return None
+        return None, None
 
 
 async def _send_page(send, page: bytes, security_headers) -> None:

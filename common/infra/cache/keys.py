@@ -79,6 +79,20 @@ def lock_name(page: str) -> str:
 
 
 def active_user_name(user_id) -> str:
-    """Present while the hit path may serve this user, holding the user's memberships
-    (memberships_value): set by Django after it authenticated the user and read them."""
+    """Present while the hit path may serve this user, holding vouch_value: set by Django after
+    it authenticated the user and read their memberships."""
     return f"user-active:{user_id}"
+
+
+def vouch_value(password_claim: str, memberships: bytes) -> bytes:
+    """What Django vouches for a user with: the password claim their tokens must carry (a token
+    made before a password change carries another) and their memberships (memberships_value)."""
+    return password_claim.encode() + b"|" + memberships
+
+
+def vouched_memberships(vouch: bytes, token_claim: object) -> bytes | None:
+    """The memberships of a vouch, when `token_claim` is the one it names; else None."""
+    claim, _, memberships = vouch.partition(b"|")
+    if not isinstance(token_claim, str) or claim != token_claim.encode():
+        return None
+    return memberships
