@@ -76,7 +76,7 @@ def _lock_unrevoked(raw: str) -> None:
     """Lock the refresh token's row; TokenError unless it is outstanding, unrevoked and of its
     user's current password. The lock holds a concurrent refresh of the same token until this
     one commits its revocation, after which that one finds it revoked."""
-    token = RefreshToken(raw)  # signature, expiry, and the blacklist
+    token = RefreshToken(raw)  # type: ignore[arg-type]  # a raw token: signature, expiry, blacklist
     jti = token[api_settings.JTI_CLAIM]
     if not OutstandingToken.objects.select_for_update().filter(jti=jti).exists():
         raise TokenError("Token is not known")  # made elsewhere, or before tokens were recorded

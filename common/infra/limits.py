@@ -90,7 +90,7 @@ class RedisLimits:
     def acquire(self, limits: Sequence[Limit]) -> Place:
         member = uuid.uuid4().hex
         keys = tuple(self.key(limit.key) for limit in limits)
-        args: list[object] = [int(clock() * 1000), member]
+        args: list[int | str] = [int(clock() * 1000), member]
         for limit in limits:
             args += [limit.limit, int(limit.window * 1000)]
         try:

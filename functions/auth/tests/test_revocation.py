@@ -45,7 +45,10 @@ def call(method: str, path: str, *, token: str | None = None, json=None) -> http
     return async_to_sync(send)()
 
 
-def sign_in(username: str = "alice", password: str = "pass-word-1") -> dict:
+PASSWORD = "pass-word-1"  # the factory's
+
+
+def sign_in(username: str = "alice", password: str = PASSWORD) -> dict:
     answer = call("POST", "/auth/token/", json={"username": username, "password": password})
     assert answer.status_code == 200, answer.content
     return answer.json()
