@@ -21,7 +21,9 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 from common.domain import effects
 
 
-def _user_saved(sender, instance, **kwargs) -> None:
+def _user_saved(sender, instance, created: bool = False, **kwargs) -> None:
+    if created:  # nothing knows a new user yet
+        return
     if not instance.is_active:
         revoke_refresh_tokens(instance)
     effects.on_commit(users_gone=[instance.pk])
