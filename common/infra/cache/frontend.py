@@ -11,6 +11,8 @@ SecurityMiddleware gives a miss, from the same settings.
 """
 
 import functools
+import math
+import time
 
 from django.http import QueryDict
 from rest_framework_simplejwt.exceptions import TokenError
@@ -25,9 +27,9 @@ from common.infra.cache.keys import (
     list_parameters,
     page_name,
     page_versions,
+    read_vouch,
     reader_audience,
     version_name,
-    vouched_memberships,
 )
 from common.infra.cache.pages import unpack_page
 from common.infra.cache.store import CacheDown, RedisStore, cache_skipped, store
@@ -66,9 +68,12 @@ class CachedListFrontend:
             )
             # A version not started, a user not vouched for lately, or a token of their password
             # before the one Django vouched with: Django answers (and vouches again).
-            memberships = vouched_memberships(vouch, claim) if vouch is not None else None
-            if None in found or memberships is None:
+            vouched = read_vouch(vouch, claim) if vouch is not None else None
+            if None in found or vouched is None:
                 return None
+            memberships, renew_at = vouched
+            if renew_at <= time.time() and _renewing(user_id):
+                return None  # this one request goes to Django, which vouches again
             audience = reader_audience(resource, project, memberships)
             if audience is None:  # a project the reader is not a member of: Django says 400
                 return None
@@ -88,6 +93,22 @@ def _list_query(resource: str, query_string: bytes) -> tuple[str | None, str] | 
         return None
     query = QueryDict(query_string)
     return query.get("project"), canonical_query(query, parameters)
+
+
+_renewals: dict[str, float] = {}  # user id -> when this process last let Django renew the vouch
+RENEW_RETRY_SECONDS = 1.0
+
+
+def _renewing(user_id: str) -> bool:
+    """True for one request per user and RENEW_RETRY_SECONDS in this process: the one sent to
+    Django to renew a vouch that is due (the others are still answered here)."""
+    now = time.monotonic()
+    if now - _renewals.get(user_id, -math.inf) < RENEW_RETRY_SECONDS:
+        return False
+    if len(_renewals) >= 10_000:  # bounded: readers come and go
+        _renewals.clear()
+    _renewals[user_id] = now
+    return True
 
 
 def _token_user(scope) -> tuple[str | None, object]:

@@ -84,15 +84,21 @@ def active_user_name(user_id) -> str:
     return f"user-active:{user_id}"
 
 
-def vouch_value(password_claim: str, memberships: bytes) -> bytes:
+def vouch_value(password_claim: str, renew_at: int, memberships: bytes) -> bytes:
     """What Django vouches for a user with: the password claim their tokens must carry (a token
-    made before a password change carries another) and their memberships (memberships_value)."""
-    return password_claim.encode() + b"|" + memberships
+    made before a password change carries another), when the hit path should let Django renew
+    the vouch (unix seconds, before the key lapses), and their memberships (memberships_value)."""
+    return b"%s|%d|%s" % (password_claim.encode(), renew_at, memberships)
 
 
-def vouched_memberships(vouch: bytes, token_claim: object) -> bytes | None:
-    """The memberships of a vouch, when `token_claim` is the one it names; else None."""
-    claim, _, memberships = vouch.partition(b"|")
+def read_vouch(vouch: bytes, token_claim: object) -> tuple[bytes, int] | None:
+    """The memberships of a vouch and when to renew it, when `token_claim` is the one it names;
+    else None."""
+    claim, _, rest = vouch.partition(b"|")
     if not isinstance(token_claim, str) or claim != token_claim.encode():
         return None
-    return memberships
+    renew_at, _, memberships = rest.partition(b"|")
+    try:
+        return memberships, int(renew_at)
+    except ValueError:
+        return None

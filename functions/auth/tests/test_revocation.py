@@ -231,3 +231,29 @@ def test_a_deactivated_user_activated_again_has_no_refresh_token_left():
 
     assert refresh(tokens["refresh"]).status_code == 401
     assert sign_in()["refresh"]
+
+
+def test_a_vouch_due_for_renewal_sends_one_read_to_django_which_vouches_again(monkeypatch):
+    from common.infra.cache import frontend
+
+    monkeypatch.setattr(frontend, "_renewals", {})
+    user = UserFactory(username="alice")
+    token = sign_in()["access"]
+    call("GET", "/tasks/", token=token)
+    name = _stored(keys.active_user_name(user.pk))
+    client = store.store().client
+    claim, renew_at, memberships = client.get(name).split(b"|", 2)
+    client.set(name, b"|".join([claim, b"1", memberships]), ex=3)  # due since 1970, lapsing
+
+    from common.infra.cache import pages
+
+    vouches: list[object] = []
+    remember = pages._remember_active
+    monkeypatch.setattr(pages, "_remember_active", lambda *a: vouches.append(a) or remember(*a))
+    reads = [call("GET", "/tasks/", token=token) for _ in range(3)]
+    renewed = client.get(name).split(b"|", 2)
+
+    assert [(r.status_code, r.headers["x-cache"]) for r in reads] == [(200, "hit")] * 3
+    assert int(renewed[1]) >= int(renew_at)
+    assert client.pttl(name) > 3000  # Django set it again: ACTIVE_USER_SECONDS
+    assert len(vouches) == 1  # one read went to Django; the others were answered in front
