@@ -15,7 +15,7 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import AccessToken
 
-from common.api.bearer import asgi_bearer_token
+from common.api.bearer import asgi_bearer_token, password_claim
 
 BEARER_SUBPROTOCOL = "bearer"
 
@@ -24,10 +24,12 @@ BEARER_SUBPROTOCOL = "bearer"
 class Caller:
     username: str
     expires_at: datetime
+    password_claim: str  # the token's: the socket closes when the user's password changes
 
 
 async def authenticate(scope: dict) -> Caller | None:
-    """The caller behind a valid, unexpired access token of an active user, else None."""
+    """The caller behind a valid, unexpired access token of an active user, made since their
+    password last changed (its password claim), else None."""
     raw = _raw_token(scope)
     if not raw:
         return None
@@ -36,10 +38,13 @@ async def authenticate(scope: dict) -> Caller | None:
         expires_at = datetime.fromtimestamp(token["exp"], UTC)
     except (TokenError, OverflowError, ValueError, TypeError):  # bad, or signed nonsense
         return None
-    username = await _active_username(token[api_settings.USER_ID_CLAIM])
+    claim = token.get(api_settings.REVOKE_TOKEN_CLAIM)
+    if not isinstance(claim, str):
+        return None
+    username = await _active_username(token[api_settings.USER_ID_CLAIM], claim)
     if username is None:
         return None
-    return Caller(username=username, expires_at=expires_at)
+    return Caller(username=username, expires_at=expires_at, password_claim=claim)
 
 
 def accepted_subprotocol(scope: dict) -> str | None:
@@ -58,9 +63,11 @@ def _raw_token(scope: dict) -> str | None:
 
 
 @database_sync_to_async
-def _active_username(user_id) -> str | None:
+def _active_username(user_id, claim: str) -> str | None:
     try:
         user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
     except (ValueError, TypeError):  # a signed token whose user id is not an id
         return None
-    return user.get_username() if user else None
+    if user is None or password_claim(user.password) != claim:
+        return None
+    return user.get_username()

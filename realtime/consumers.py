@@ -60,7 +60,7 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         if caller is None:
             await self._refuse(CLOSE_UNAUTHORIZED)
             return
-        self.username = caller.username
+        self.username, self.password_claim = caller.username, caller.password_claim
         try:
             self.subscription = parse_subscription(self.scope.get("query_string", b""))
         except SubscriptionError as exc:

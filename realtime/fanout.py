@@ -27,6 +27,7 @@ from django.db import DatabaseError
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
+from common.api.bearer import password_claim
 from common.infra.event_push import event_channel_pattern, listen_in_process, project_of_channel
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ ACTIVE_CHECK_SECONDS = 5.0  # a deactivated user's sockets close within this (CO
 
 class Listener(Protocol):
     username: str
+    password_claim: str  # its token's (realtime.auth): another password than the user's closes it
 
     def wants(self, project_id: int) -> bool:
         """Whether the socket asked for this project (`projects=`), membership aside."""
@@ -49,7 +51,8 @@ class Listener(Protocol):
         """The socket's user is no longer a member of the project (must not block)."""
 
     def revoke(self) -> None:
-        """The socket's user was deactivated or deleted: close it (must not block)."""
+        """The socket's user was deactivated or deleted, or their password changed: close it
+        (must not block)."""
 
 
 # The events that change who may hear a project, and whose membership they change.
@@ -85,15 +88,23 @@ class Hub:
             self._police = asyncio.create_task(self._police_forever())
 
     async def _police_forever(self) -> None:
-        """Close the sockets of users deactivated or deleted meanwhile, within seconds."""
+        """Close the sockets of users deactivated, deleted or given another password meanwhile,
+        within seconds, however that was done (a bulk update() too: this reads the rows)."""
         while self.by_user:
             await asyncio.sleep(ACTIVE_CHECK_SECONDS)
             try:
-                active = await _active_usernames(list(self.by_user))
+                claims = await _active_password_claims(list(self.by_user))
             except DatabaseError as exc:  # checked again next time
                 logger.warning("realtime: could not check users are active: %s", exc)
                 continue
-            for listener in self.members_gone(set(self.by_user) - active):
+            revoked = [
+                listener
+                for username, listeners in self.by_user.items()
+                for listener in listeners
+                if claims.get(username) != listener.password_claim
+            ]
+            for listener in revoked:
+                self.leave(listener)
                 listener.revoke()
 
     def join(self, listener: Listener, projects: Iterable[int]) -> None:
@@ -127,18 +138,15 @@ class Hub:
                     self.by_project[project_id].add(listener)
                     listener.offer(project_id, seq, text, starts=True)
 
-    def members_gone(self, usernames: Iterable[str]) -> list[Listener]:
-        """The sockets of these users (deactivated or deleted): taken out of every project."""
-        gone = [listener for name in usernames for listener in self.by_user.get(name, ())]
-        for listener in gone:
-            self.leave(listener)
-        return gone
-
 
 @database_sync_to_async
-def _active_usernames(usernames: list[str]) -> set[str]:
+def _active_password_claims(usernames: list[str]) -> dict[str, str]:
+    """The password claim (common.api.bearer) of each of these users still active."""
     users = get_user_model().objects.filter(username__in=usernames, is_active=True)
-    return set(users.values_list("username", flat=True))
+    return {
+        username: password_claim(password)
+        for username, password in users.values_list("username", "password")
+    }
 
 
 def _discard(index: dict, key, listener: Listener) -> None:

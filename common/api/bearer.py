@@ -1,6 +1,7 @@
 """The one reading of `Authorization: Bearer <token>`: for REST, the hit path and the websocket."""
 
 from rest_framework_simplejwt.settings import api_settings
+from rest_framework_simplejwt.utils import get_md5_hash_password
 
 
 def bearer_token(authorization: str | bytes | None) -> str | None:
@@ -24,3 +25,9 @@ def asgi_bearer_token(scope: dict) -> str | None:
         if name == b"authorization":
             return bearer_token(value)
     return None
+
+
+def password_claim(password_hash: str) -> str:
+    """The claim every token of a user with this password hash carries (CHECK_REVOKE_TOKEN):
+    a token whose claim is not the user's current one was made before a password change."""
+    return get_md5_hash_password(password_hash)

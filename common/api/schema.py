@@ -36,7 +36,7 @@ def error_response(description: str, schema: dict | type = ErrorDetail) -> OpenA
 
 
 class AutoSchema(openapi.AutoSchema):
-    """Documents 400, 401, 403, 404, 413, 415 and 503 wherever the operation can answer them.
+    """Documents 400, 401, 403, 404, 413, 415, 429 and 503 wherever the operation can answer them.
 
     403 comes from the view's declared access (`operations`, common.domain.access). A view names any
     other error it answers in `documented_errors` (`{"401": "why"}`), or for one method only
@@ -57,7 +57,7 @@ class AutoSchema(openapi.AutoSchema):
                 "schema": {"type": "string", "enum": ["hit", "miss"]},
                 "description": "Whether the page came from the cache.",
             }
-        if status_code == "503":
+        if status_code in ("429", "503"):
             headers["Retry-After"] = {
                 "schema": {"type": "integer"},
                 "description": "Seconds to wait before retrying.",
@@ -80,6 +80,8 @@ class AutoSchema(openapi.AutoSchema):
             errors["415"] = error_response("Content-Type is not application/json.")
         # Every operation may meet a database that cannot serve it in time (common.api.middleware).
         errors["503"] = error_response("The database is busy or unavailable; retry shortly.")
+        if self._write_limited():
+            errors["429"] = error_response("Over API_WRITE_RATE writes in 60 seconds; retry later.")
         if self._may_be_forbidden():
             errors["403"] = error_response("Your role in the project does not allow this.")
         method_errors = getattr(self.view, "documented_method_errors", {}).get(self.method, {})
@@ -89,6 +91,16 @@ class AutoSchema(openapi.AutoSchema):
         }.items():
             errors[code] = error_response(description)
         return errors
+
+    def _write_limited(self) -> bool:
+        """A write by an authenticated caller counts against the write limit (common.api.limits)."""
+        from common.api.limits import WriteRateLimit
+
+        return (
+            self.method in ("POST", "PUT", "PATCH", "DELETE")
+            and bool(self.view.authentication_classes)
+            and any(issubclass(t, WriteRateLimit) for t in self.view.throttle_classes)
+        )
 
     def _may_be_forbidden(self) -> bool:
         """A view's declared access (domain.access) says whether its role check can refuse."""

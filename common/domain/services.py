@@ -31,15 +31,13 @@ Actor = User | None
 
 @transaction.atomic
 def user_update(*, user: User, **changes: Any) -> User:
-    """Change a user's fields. Every list shows usernames; a deactivated user is refused at once,
-    the cache's hit path in front of Django included."""
+    """Change a user's fields. Every list shows usernames; a deactivated user, or one whose
+    password changed, is refused at once, the cache's hit path in front of Django included
+    (its `save()` ends their tokens: common.domain.revocation)."""
     for field, value in changes.items():
         setattr(user, field, value)
     user.save(update_fields=list(changes))
-    effects.on_commit(
-        versions=["users"] if "username" in changes else [],
-        users_gone=[user.pk] if changes.get("is_active") is False else [],
-    )
+    effects.on_commit(versions=["users"] if "username" in changes else [])
     return user
 
 
@@ -50,9 +48,8 @@ def user_deactivate(*, user: User) -> User:
 @transaction.atomic
 def user_delete(*, user: User) -> None:
     """Delete a user: their projects lose their owner and their tasks their assignee."""
-    user_id = user.pk
-    user.delete()
-    effects.on_commit(versions=["users"], users_gone=[user_id])
+    user.delete()  # its tokens end with it (common.domain.revocation)
+    effects.on_commit(versions=["users"])
 
 
 @transaction.atomic

@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "rest_framework",
+    "rest_framework_simplejwt.token_blacklist",  # refresh tokens: rotated, revocable
     "django_filters",
     "common.domain",
     "scheduled",
@@ -223,14 +224,30 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "common.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "common.api.errors.exception_handler",
+    # Not DRF's own throttles: an atomic count in Redis (common.infra.limits), writes only.
+    "DEFAULT_THROTTLE_CLASSES": ["common.api.limits.WriteRateLimit"],
     "PAGE_SIZE": 50,
 }
+
+# Limits (common.infra.limits, counted in the list cache's Redis): writes per user in any 60 s,
+# and how many proxies in front of the functions append to X-Forwarded-For (0: none, the
+# connection's own address is the client's), which says where the client address of the login
+# limits is read from.
+API_WRITE_RATE = int(os.environ.get("API_WRITE_RATE", "120"))
+TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", "0"))
 
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=int(os.environ.get("JWT_ACCESS_MINUTES", "15"))),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=1),
     "AUTH_HEADER_TYPES": ("Bearer",),
     "UPDATE_LAST_LOGIN": False,
+    # Rotation: a refresh answers a new refresh token and revokes the one it was given.
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    # Every token carries a digest of its user's password hash, checked wherever a token is
+    # (REST, the cache's hit path, the websocket): a password change, however made, ends them all.
+    "CHECK_REVOKE_TOKEN": True,
+    "TOKEN_OBTAIN_SERIALIZER": "common.api.authentication.TokenObtainPairSerializer",
     "TOKEN_REFRESH_SERIALIZER": "common.api.authentication.TokenRefreshSerializer",
 }
 

@@ -33,6 +33,7 @@ def test_every_contract_path_is_in_the_schema():
         "/tasks/{task_pk}/comments/",
         "/auth/token/",
         "/auth/token/refresh/",
+        "/auth/logout/",
         "/auth/me/",
     }
 
@@ -44,3 +45,24 @@ def test_the_models_and_the_migrations_agree():
     from django.core.management import call_command
 
     call_command("makemigrations", "--check", "--dry-run", stdout=StringIO())  # exits 1 on drift
+
+
+def test_429_with_retry_after_is_documented_where_a_limit_can_answer_it():
+    paths = SchemaGenerator(urlconf="local.urls").get_schema(public=True)["paths"]
+    operations = {
+        (path, method): operation
+        for path, methods in paths.items()
+        for method, operation in methods.items()
+    }
+    limited = {key for key, operation in operations.items() if "429" in operation["responses"]}
+    writes = {
+        key
+        for key in operations
+        if key[1] in ("post", "put", "patch", "delete") and not key[0].startswith("/auth/")
+    }
+
+    assert writes, "no writes found"
+    assert limited == writes | {("/auth/token/", "post")}
+    for key in limited:
+        headers = operations[key]["responses"]["429"]["headers"]
+        assert "Retry-After" in headers, key

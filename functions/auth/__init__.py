@@ -1,1 +1,1 @@
-"""The auth function: JWT tokens (/auth/token/, /auth/token/refresh/) and /auth/me/."""
+"""The auth function: JWT tokens (/auth/token/, /refresh/, /auth/logout/) and /auth/me/."""

@@ -6,6 +6,7 @@ from functions.auth import views
 urlpatterns = [
     path("auth/token/", views.TokenObtain.as_view(), name="token-obtain"),
     path("auth/token/refresh/", views.TokenRefresh.as_view(), name="token-refresh"),
+    path("auth/logout/", views.Logout.as_view(), name="logout"),
     path("auth/me/", views.Me.as_view(), name="me"),
     path("", include("common.api.urls")),
 ]

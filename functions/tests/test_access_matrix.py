@@ -98,6 +98,12 @@ MATRIX: dict[tuple[str, str], Case] = {
         _same(200),
         lambda t, r: {"refresh": str(RefreshToken.for_user(t.users[r]))},
     ),
+    ("auth/logout/", "POST"): Case(
+        "auth",
+        "/auth/logout/",
+        _same(204),
+        lambda t, r: {"refresh": str(RefreshToken.for_user(t.users[r]))},
+    ),
     ("auth/me/", "GET"): Case("auth", "/auth/me/", _same(200)),
     ("healthz", "GET"): Case("auth", "/healthz", _same(200)),
     ("readyz", "GET"): Case("auth", "/readyz", _same(200)),

@@ -30,11 +30,12 @@ def create_task(project, title="t", actor=None):
 @pytest.mark.parametrize("kind", ["none", "garbage", "expired", "refresh", "inactive"])
 async def test_a_socket_without_a_valid_access_token_is_closed_with_4401(connect, user, kind):
     inactive = await in_thread(UserFactory)(username="gone", is_active=False)
+    refresh = await in_thread(RefreshToken.for_user)(user)  # recorded: outstanding
     token = {
         "none": None,
         "garbage": "not-a-jwt",
         "expired": expired_token(user),
-        "refresh": str(RefreshToken.for_user(user)),
+        "refresh": str(refresh),
         "inactive": str(AccessToken.for_user(inactive)),
     }[kind]
 

@@ -4,13 +4,16 @@ A GET of a cached list with a valid access token is answered here, with one Redi
 the versions and one for the page, without entering Django. Anything else (a miss, no or a bad
 token, Redis trouble, a bump this process could not record yet) goes on to Django, which answers
 and fills the cache (common.infra.cache.pages). The token's signature and claims are verified here
-(once per token: an LRU of verified tokens), and its expiry on every request;
-that its user is active, Django vouches for with a short-lived key it sets after authenticating,
-which deactivating or deleting the user removes. A hit carries the security headers Django's
+(once per token: an LRU of verified tokens), and its expiry on every request; that its user is
+active and the token is of their current password, Django vouches for with a short-lived key it
+sets after authenticating, which deactivating, deleting the user or changing their password
+removes (common.domain.revocation). A hit carries the security headers Django's
 SecurityMiddleware gives a miss, from the same settings.
 """
 
 import functools
+import math
+import time
 from dataclasses import dataclass
 
 from django.core.signals import setting_changed
@@ -28,6 +31,7 @@ from common.infra.cache.keys import (
     list_parameters,
     page_name,
     page_versions,
+    read_vouch,
     reader_audience,
     version_name,
 )
@@ -55,7 +59,7 @@ class CachedListFrontend:
     async def _cached_page(self, scope, resource: str, scheme_host: str | None) -> bytes | None:
         query = _list_query(resource, scope.get("query_string", b""))
         redis = store()
-        user_id = _token_user_id(scope)
+        user_id, claim = _token_user(scope)
         if query is None or scheme_host is None or user_id is None:
             return None  # Django answers it (and refuses a host it does not serve)
         if not isinstance(redis, RedisStore):
@@ -63,11 +67,17 @@ class CachedListFrontend:
         project, canonical = query
         names = page_versions(resource, project)
         try:
-            *found, memberships = await redis.get_many_async(
+            *found, vouch = await redis.get_many_async(
                 [*map(version_name, names), active_user_name(user_id)]
             )
-            if None in found or memberships is None:  # a version not started, or a user not
-                return None  # vouched for lately: Django answers, and vouches with memberships
+            # A version not started, a user not vouched for lately, or a token of their password
+            # before the one Django vouched with: Django answers (and vouches again).
+            vouched = read_vouch(vouch, claim) if vouch is not None else None
+            if None in found or vouched is None:
+                return None
+            memberships, renew_at = vouched
+            if renew_at <= time.time() and _renewing(user_id):
+                return None  # this one request goes to Django, which vouches again
             audience = reader_audience(resource, project, memberships)
             if audience is None:  # a project the reader is not a member of: Django says 400
                 return None
@@ -89,23 +99,40 @@ def _list_query(resource: str, query_string: bytes) -> tuple[str | None, str] | 
     return query.get("project"), canonical_query(query, parameters)
 
 
-def _token_user_id(scope) -> str | None:
-    """The user id of a valid access token in the request, else None."""
+_renewals: dict[str, float] = {}  # user id -> when this process last let Django renew the vouch
+RENEW_RETRY_SECONDS = 1.0
+
+
+def _renewing(user_id: str) -> bool:
+    """True for one request per user and RENEW_RETRY_SECONDS in this process: the one sent to
+    Django to renew a vouch that is due (the others are still answered here)."""
+    now = time.monotonic()
+    if now - _renewals.get(user_id, -math.inf) < RENEW_RETRY_SECONDS:
+        return False
+    if len(_renewals) >= 10_000:  # bounded: readers come and go
+        _renewals.clear()
+    _renewals[user_id] = now
+    return True
+
+
+def _token_user(scope) -> tuple[str | None, object]:
+    """The user id and password claim of a valid access token in the request, else None, None."""
     raw = asgi_bearer_token(scope)
     verified = None if raw is None else _access_token(raw)
     if verified is None:
-        return None
+        return None, None
     try:
         verified.token.check_exp(current_time=aware_utcnow())  # now, not when verified
     except (TokenError, OverflowError, ValueError):
-        return None
-    return verified.user_id
+        return None, None
+    return verified.user_id, verified.revoke_claim
 
 
 @dataclass(frozen=True)
 class _Verified:
     token: AccessToken
     user_id: str
+    revoke_claim: object  # the digest of the user's password the token was issued under
 
 
 @functools.lru_cache(maxsize=4096)  # bounded; a client sends its token again and again
@@ -114,7 +141,8 @@ def _access_token(raw: str) -> _Verified | None:
     None. Verifying a signature is most of a hit's own work; its expiry is checked per use."""
     try:
         token = AccessToken(raw)  # type: ignore[arg-type]  # a raw token string, as simplejwt takes
-        return _Verified(token, str(token[api_settings.USER_ID_CLAIM]))
+        user_id = str(token[api_settings.USER_ID_CLAIM])
+        return _Verified(token, user_id, token.get(api_settings.REVOKE_TOKEN_CLAIM))
     except (TokenError, KeyError, OverflowError, ValueError, TypeError):
         return None
 

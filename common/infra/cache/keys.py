@@ -86,6 +86,26 @@ def lock_name(page: str) -> str:
 
 
 def active_user_name(user_id) -> str:
-    """Present while the hit path may serve this user, holding the user's memberships
-    (memberships_value): set by Django after it authenticated the user and read them."""
+    """Present while the hit path may serve this user, holding vouch_value: set by Django after
+    it authenticated the user and read their memberships."""
     return f"user-active:{user_id}"
+
+
+def vouch_value(password_claim: str, renew_at: int, memberships: bytes) -> bytes:
+    """What Django vouches for a user with: the password claim their tokens must carry (a token
+    made before a password change carries another), when the hit path should let Django renew
+    the vouch (unix seconds, before the key lapses), and their memberships (memberships_value)."""
+    return b"%s|%d|%s" % (password_claim.encode(), renew_at, memberships)
+
+
+def read_vouch(vouch: bytes, token_claim: object) -> tuple[bytes, int] | None:
+    """The memberships of a vouch and when to renew it, when `token_claim` is the one it names;
+    else None."""
+    claim, _, rest = vouch.partition(b"|")
+    if not isinstance(token_claim, str) or claim != token_claim.encode():
+        return None
+    renew_at, _, memberships = rest.partition(b"|")
+    try:
+        return memberships, int(renew_at)
+    except ValueError:
+        return None

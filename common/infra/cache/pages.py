@@ -17,6 +17,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, QueryDict
 from rest_framework.renderers import JSONRenderer
 from rest_framework.settings import api_settings
+from rest_framework_simplejwt.utils import get_md5_hash_password
 
 from common.infra.cache.keys import (
     active_user_name,
@@ -28,6 +29,7 @@ from common.infra.cache.keys import (
     page_versions,
     reader_audience,
     register_list,
+    vouch_value,
 )
 from common.infra.cache.store import CacheDown, cache_skipped, now_us, store
 from common.infra.cache.versions import page_is_fresh, read_versions, retry_pending, start_versions
@@ -35,7 +37,13 @@ from common.infra.cache.versions import page_is_fresh, read_versions, retry_pend
 PAGE_TTL_SECONDS = 300
 BUILD_LOCK_SECONDS = 5
 WAIT_FOR_BUILDER_SECONDS = 2.0
-ACTIVE_USER_SECONDS = 300  # how long the hit path trusts that a token's user is still active
+# How long the hit path trusts that a token's user is still active with the same password, at
+# most: a change Django sees takes the vouch away at once (common.domain.revocation), a bulk
+# update() only when it lapses. Past ACTIVE_USER_RENEW_SECONDS, one request of the user per
+# process and second goes to Django, which vouches again before the key lapses: an active reader
+# costs Django about one request this often, and never a burst of them.
+ACTIVE_USER_SECONDS = 10
+ACTIVE_USER_RENEW_SECONDS = 5
 
 # While a page is built: what its list's count is known by (resource, versions, audience).
 _counted: ContextVar[tuple[str, dict[str, int], str] | None] = ContextVar("counted", default=None)
@@ -203,7 +211,7 @@ class CachedListMixin(_ListView):
         audience = reader_audience(self.cache_resource, request.GET.get("project"), memberships)
         build = lambda: self.render_list(request)  # noqa: E731
         page, hit = cached_page(request, self.cache_resource, audience, build)
-        _remember_active(request.user.pk, memberships)
+        _remember_active(request.user, memberships)
         response = HttpResponse(page, content_type="application/json")
         response["X-Cache"] = "hit" if hit else "miss"
         return response
@@ -219,8 +227,10 @@ class CachedListMixin(_ListView):
         return cached_count(paged_query(self.request.GET, paging), queryset.count)
 
 
-def _remember_active(user_id, memberships: bytes) -> None:
-    """Vouch for the user to the hit path, with the memberships it decides by."""
+def _remember_active(user, memberships: bytes) -> None:
+    """Vouch for the user to the hit path, with the password claim and memberships it decides by."""
     with contextlib.suppress(CacheDown):
         if not cache_skipped():
-            store().set(active_user_name(user_id), memberships, ACTIVE_USER_SECONDS)
+            renew_at = int(time.time()) + ACTIVE_USER_RENEW_SECONDS
+            vouch = vouch_value(get_md5_hash_password(user.password), renew_at, memberships)
+            store().set(active_user_name(user.pk), vouch, ACTIVE_USER_SECONDS)

@@ -50,7 +50,7 @@ class AuthTests(APITestCase):
 
         self.assertEqual(response.status_code, 401)
 
-    def test_a_refresh_token_gets_a_new_access_token(self):
+    def test_a_refresh_token_gets_a_new_access_and_refresh_token(self):
         refresh = RefreshToken.for_user(self.user)
 
         response = self.client.post(
@@ -58,7 +58,7 @@ class AuthTests(APITestCase):
         )
 
         self.assertEqual(response.status_code, 200)
-        self.assertEqual(set(response.json()), {"access"})
+        self.assertEqual(set(response.json()), {"access", "refresh"})
         self.assertEqual(AccessToken(response.json()["access"])["user_id"], str(self.user.id))
 
     def test_a_bad_refresh_token_is_401(self):
