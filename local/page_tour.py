@@ -119,6 +119,7 @@ class _Tour:
     def _sign_in(self, password: str, other_password: str) -> None:
         page = self.page
         page.goto(f"{self.base}/")
+        self.expect(page.locator("#app-view")).to_be_hidden()
         page.fill("#sign-in [name=username]", "demo")
         page.fill("#sign-in [name=password]", password)
         self.shoot("1-sign-in")
@@ -126,6 +127,7 @@ class _Tour:
             page.click("#sign-in button[type=submit]")
         self.result.token = answer.value.json()["access"]
         self.expect(page.locator("#whoami")).to_have_text("signed in as demo")
+        self.expect(page.locator("#sign-in-view")).to_be_hidden()
         self.expect(page.locator("#connection")).to_have_text("live")
         credentials = {"username": OTHER_USER, "password": other_password}
         token = self.other.post("/auth/token/", json=credentials)

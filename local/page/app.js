@@ -166,7 +166,10 @@ function connect() {
     if (state.socket !== socket) return;
     state.retries = 0;
     setConnection("live");
-    if (state.connectedOnce) reload(); // what no cursor covers: new projects, the list
+    if (state.connectedOnce) {
+      logNotice("reconnected", since ? `resuming after ${since} (project:seq)` : "");
+      reload(); // what no cursor covers: new projects, the list
+    }
     state.connectedOnce = true;
   });
   socket.addEventListener("message", (message) => {
@@ -404,7 +407,7 @@ function renderTasks(flashId = null) {
       const row = element("tr");
       row.dataset.task = task.id;
       if (task.id === flashId) row.className = "flash";
-      const status = element("span", task.status.replace("_", " "), `status ${task.status}`);
+      const status = element("span", statusLabel(task.status), `status ${task.status}`);
       row.append(
         element("td", task.id),
         element("td", task.title),
@@ -442,6 +445,10 @@ function renderAssignees() {
   select.value = chosen;
 }
 
+function statusLabel(status) {
+  return String(status).replace("_", " ");
+}
+
 function formatDate(iso) {
   if (!iso) return "—";
   return new Date(iso).toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
@@ -459,8 +466,9 @@ function logEvent(event) {
   const data = event.data || {};
   const project = state.projects.get(event.project);
   const what = {
-    "task.created": () => `“${data.title}” (${data.status})`,
-    "task.updated": () => `“${data.title}”: ${data.status}, ${data.assignee || "unassigned"}`,
+    "task.created": () => `“${data.title}” (${statusLabel(data.status)})`,
+    "task.updated": () =>
+      `“${data.title}”: ${statusLabel(data.status)}, ${data.assignee || "unassigned"}`,
     "task.deleted": () => `task #${data.id}`,
     "comment.created": () => `on “${data.task_title}”: ${data.content}`,
     "project.created": () => `“${data.name}”`,
