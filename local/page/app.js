@@ -14,6 +14,7 @@ const state = {
   members: [],
   seq: new Map(), // project id -> last seq received: the cursor `?since=` resumes from
   socket: null,
+  previous: null, // the socket being replaced by one with a fresh token
   connectedOnce: false,
   retries: 0,
   timers: { refresh: null, reconnect: null },
@@ -123,6 +124,7 @@ function refreshTokens() {
       .then(async (response) => {
         if (!response.ok || state.refresh !== refresh) return false;
         setTokens(await response.json());
+        renewSocket();
         return true;
       })
       .catch(() => false)
@@ -137,6 +139,7 @@ function signOut(reason) {
   const socket = state.socket;
   state.socket = null; // its close is ours, not one to recover from
   if (socket) socket.close(1000);
+  retirePrevious();
   clearTimeout(state.timers.refresh);
   clearTimeout(state.timers.reconnect);
   Object.assign(state, { access: null, refresh: null, username: null, projectId: null });
@@ -153,7 +156,7 @@ function signOut(reason) {
 
 // --- The websocket ------------------------------------------------------------------------------
 
-function connect() {
+function connect(renewal = false) {
   clearTimeout(state.timers.reconnect);
   const url = new URL("/ws/notifications/", location.href);
   url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
@@ -166,22 +169,39 @@ function connect() {
     if (state.socket !== socket) return;
     state.retries = 0;
     setConnection("live");
-    if (state.connectedOnce) {
+    retirePrevious();
+    if (state.connectedOnce && !renewal) {
       logNotice("reconnected", since ? `resuming after ${since} (project:seq)` : "");
       reload(); // what no cursor covers: new projects, the list
     }
     state.connectedOnce = true;
   });
   socket.addEventListener("message", (message) => {
-    if (state.socket === socket) receive(JSON.parse(message.data));
+    // The socket being renewed still counts until the next is open; seq drops any repeat.
+    if (state.socket === socket || state.previous === socket) receive(JSON.parse(message.data));
   });
   socket.addEventListener("close", (event) => {
     if (state.socket === socket) closed(event.code, token);
   });
 }
 
+function renewSocket() {
+  // A socket closes (4401) when the token it opened with expires: after each refresh the next
+  // one opens with the fresh token, resuming from the cursor, and the old one goes once it is.
+  if (!state.socket || state.previous) return;
+  state.previous = state.socket;
+  connect(true);
+}
+
+function retirePrevious() {
+  const previous = state.previous;
+  state.previous = null;
+  if (previous) previous.close(1000);
+}
+
 async function closed(code, token) {
   state.socket = null;
+  retirePrevious();
   setConnection("offline");
   if (code === 4401) {
     // The token expired or was refused: a fresh one, or sign in again.

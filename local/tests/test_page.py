@@ -17,7 +17,10 @@ from asgiref.sync import async_to_sync
 
 from local import page_tour
 from local.routes import route
-from local.tests.test_make_run import KEPT, Run, services  # noqa: F401 (a fixture)
+from local.tests import test_make_run
+from local.tests.test_make_run import KEPT, Run
+
+services = test_make_run.services  # the fixture: a fresh database, Redis, RabbitMQ, moto
 
 needs_chromium = pytest.mark.skipif(
     not page_tour.CHROMIUM.exists(), reason=f"no {page_tour.CHROMIUM} (apt-get install chromium)"
@@ -79,6 +82,65 @@ def test_the_page_shows_another_members_writes_live(page_run, services, tmp_path
     assert len(result.screenshots) == 5
 
 
+@needs_chromium
+def test_the_page_renews_its_token_and_socket_before_the_token_expires(tmp_path):
+    run = Run(tmp_path, {"JWT_ACCESS_MINUTES": "1"})  # embedded; the page refreshes after 5 s
+    try:
+        password = run.wait_for(r"demo user: demo / (\S+)").group(1)
+        run.wait_for(r"Uvicorn running on")
+        _renew_on_the_page(f"http://127.0.0.1:{run.port}", password)
+    finally:
+        print(run.output)
+        run.interrupt()
+
+
+def _renew_on_the_page(base: str, password: str) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=page_tour.WAIT_MS)
+    with sync_playwright() as playwright, httpx.Client(base_url=base) as demo:
+        browser = playwright.chromium.launch(executable_path=str(page_tour.CHROMIUM))
+        page = browser.new_page()
+        sockets, urls, tokens = [], [], []
+        page.on("websocket", lambda socket: sockets.append(socket))
+        page.on("request", lambda request: urls.append(request.url))
+        page.on(
+            "response",
+            lambda answer: "/auth/token/" in answer.url and tokens.append(answer.json()["access"]),
+        )
+        page.goto(f"{base}/")
+        page.fill("#sign-in [name=username]", "demo")
+        page.fill("#sign-in [name=password]", password)
+        page.click("#sign-in button[type=submit]")
+        expect(page.locator("#connection")).to_have_text("live")
+        token = demo.post("/auth/token/", json={"username": "demo", "password": password})
+        demo.headers["Authorization"] = f"Bearer {token.json()['access']}"
+        project = demo.post("/projects/", json={"name": "Long session"}).json()
+        page.click(f'#projects button[data-project="{project["id"]}"]')
+        expect(page.locator("#log li[data-type='project.created']")).to_have_count(1)
+
+        # 5 s after signing in the page refreshes, then opens a socket with the fresh token,
+        # resuming after project.created, and closes the first.
+        page.wait_for_function(
+            "() => state.socket && state.socket.readyState === WebSocket.OPEN && !state.previous"
+            " && state.socket.url.includes('since=')"
+        )
+        assert [socket.url.split("?")[1:] for socket in sockets] == [
+            [],
+            [f"since={project['id']}:1"],
+        ]
+        if not sockets[0].is_closed():
+            sockets[0].wait_for_event("close")
+        page.fill("#task-form [name=title]", "Written with the fresh token")
+        page.click("#task-save")
+        expect(page.locator("#log li[data-type='task.created']")).to_contain_text("fresh token")
+        expect(page.locator("#connection")).to_have_text("live")
+        browser.close()
+    assert len(tokens) >= 2  # signed in, then refreshed
+    assert len(set(tokens)) == len(tokens)
+    assert not [url for url in urls for token in tokens if token in url]
+
+
 def test_the_root_path_goes_to_the_local_page():
     assert route("/") == "local"
     assert route("/local/page/app.js") == "local"
@@ -124,7 +186,7 @@ def test_the_page_is_static_files_under_a_policy_that_allows_no_inline_script(ga
     assert tags.scripts == ["/local/page/app.js"]  # each script a file, none inline
     assert tags.inline_handlers == []
     assert script.headers["content-type"] == "text/javascript; charset=utf-8"
-    assert "new WebSocket(url, [\"bearer\", token])" in script.text  # the token is no URL's
+    assert 'new WebSocket(url, ["bearer", token])' in script.text  # the token is no URL's
     assert style.headers["content-type"] == "text/css; charset=utf-8"
     assert (missing.status_code, missing.json()) == (404, {"detail": "Not found."})
     assert 400 <= post.status_code < 500
