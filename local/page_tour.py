@@ -110,6 +110,7 @@ class _Tour:
         self._resume_after_a_lost_socket()
         self._edit_a_task_on_the_page()
         self._watch_a_delete()
+        self._removed_from_the_project(project)
         self.result.log = self._log()
         self.result.tasks = self._tasks_over_rest(project)
         return self.result
@@ -214,6 +215,16 @@ class _Tour:
         self.expect(self._row("Write the launch checklist")).to_have_count(0)
         self._expect_logged("task.deleted", OTHER_USER, f"task #{checklist}")
         self.shoot("5-after-a-delete")
+
+    def _removed_from_the_project(self, project: dict) -> None:
+        """The other user removes demo: the socket says `unsubscribed`, the project goes."""
+        self._write("DELETE", f"/projects/{project['id']}/members/demo/")
+        button = self.page.locator(f'#projects button[data-project="{project["id"]}"]')
+        self.expect(button).to_have_count(0)
+        self.expect(self.page.locator("#project-title")).to_have_text("Pick a project")
+        notice = self.page.locator('#log li[data-type="unsubscribed"]', has_text="Apollo")
+        self.expect(notice).to_be_visible()
+        self.shoot("6-removed-from-the-project")
 
     # --- helpers --------------------------------------------------------------------------------
 

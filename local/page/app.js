@@ -235,12 +235,12 @@ function receive(event) {
       return;
     case "unsubscribed":
       state.seq.delete(event.project);
-      logNotice("unsubscribed", `project ${event.project}: no longer a member`);
+      logNotice("unsubscribed", `${projectName(event.project)}: no longer a member`);
       forgetProject(event.project);
       return;
     case "resync.required":
       state.seq.delete(event.project);
-      logNotice("resync.required", `project ${event.project}: reloading`);
+      logNotice("resync.required", `${projectName(event.project)}: reloading`);
       reload();
       return;
   }

@@ -79,7 +79,7 @@ def test_the_page_shows_another_members_writes_live(page_run, services, tmp_path
     assert re.search(r'"GET / HTTP/1.1" 200', page_run.output)
     for shot in result.screenshots:
         assert shot.read_bytes().startswith(b"\x89PNG"), shot
-    assert len(result.screenshots) == 5
+    assert len(result.screenshots) == 6
 
 
 @needs_chromium
