@@ -3,7 +3,9 @@
 It runs the test suite, then `make run`'s program in its services mode against this machine's
 PostgreSQL, Redis and RabbitMQ and a moto SES server (worker and Beat as child processes), and
 drives it as a client would: REST writes, a websocket listening, the task list twice, jobs sent
-through the broker to the worker, the outbox. Every file holds the raw output of that run.
+through the broker to the worker, the outbox. Then Chromium takes the page at `/` through its
+tour (local.page_tour) while a second user writes, and a screenshot of each step is kept, named
+with the day it was taken. Every file holds the raw output of that run.
 
 Needs the services `make test` needs (README: Set-up); the URLs can be changed with
 EVIDENCE_DATABASE_URL (its database is dropped and created), REDIS_URL, CELERY_BROKER_URL.
@@ -26,6 +28,8 @@ import httpx
 import psycopg
 from moto.server import ThreadedMotoServer
 from websockets.sync.client import connect
+
+from local import page_tour
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "evidence"
@@ -115,6 +119,7 @@ def _real_run() -> dict:
             _wait_for(log_path, r"Uvicorn running on")
             _wait_for(log_path, r"celery@\S+ ready")
             facts = _drive(f"127.0.0.1:{port}", password, log_path)
+            facts["screenshots"] = _page_screenshots(f"http://127.0.0.1:{port}", password, env)
         finally:
             os.killpg(run.pid, signal.SIGINT)
             try:
@@ -202,6 +207,21 @@ def _drive(host: str, password: str, log_path: Path) -> dict:
     return {"events": len(received), "emails": len(outbox), "cache": cache_lines}
 
 
+def _page_screenshots(base: str, password: str, env: dict[str, str]) -> list[Path]:
+    """The page's tour in Chromium, a screenshot per step; the last run's replaced."""
+    if not page_tour.CHROMIUM.exists():
+        print(f"  no {page_tour.CHROMIUM}: no screenshots of the page", flush=True)
+        return []
+    other_password = page_tour.make_user(env, page_tour.OTHER_USER)
+    for old in OUT.glob("*-page-*.png"):
+        old.unlink()
+    day = datetime.now(UTC).date().isoformat()
+    result = page_tour.take_tour(
+        base, password, other_password, lambda step: OUT / f"{day}-page-{step}.png"
+    )
+    return result.screenshots
+
+
 def _write_index(started: datetime, tests: str, facts: dict) -> None:
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607 (git from PATH, as a user's)
@@ -225,9 +245,24 @@ def _write_index(started: datetime, tests: str, facts: dict) -> None:
         "- [cache.txt](cache.txt): the task list read twice, then after a write:",
         *[f"  - `{line.split(' ', 1)[1]}`" for line in facts["cache"]],
         f"- [outbox.json](outbox.json): the {facts['emails']} emails the SES mock was sent.",
+        *_screenshot_lines(facts["screenshots"]),
         "",
     ]
     (OUT / "README.md").write_text("\n".join(lines))
+
+
+def _screenshot_lines(paths: list[Path]) -> list[str]:
+    if not paths:
+        return []
+    lines = [
+        "- The page at `/` in Chromium, signed in as `demo`, while `bob` (another member,",
+        "  over REST) writes; each step waited until the page showed the write live:",
+    ]
+    for path in paths:
+        lines.append(f"  - [{path.name}]({path.name})")
+    lines.append("")
+    lines.extend(f"![{path.stem}]({path.name})" for path in paths)
+    return lines
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ ROUTES: tuple[tuple[str, str], ...] = (
     (r"^/(healthz|readyz)$", "auth"),
     (r"^/(admin|static/admin)/", "admin"),  # Django's admin, and its own CSS and scripts
     (r"^/(docs|schema|static|local)/", "local"),  # local runs only: docs, outbox, jobs
+    (r"^/$", "local"),  # local runs only: the page (local/page/)
 )
 
 _COMPILED = tuple((re.compile(pattern), target) for pattern, target in ROUTES)

@@ -120,6 +120,7 @@ def main() -> None:
     base = f"http://{host}:{port}"
     print(
         f"\nTaskwire is running at {base}/ ({_describe(mode)})\n"
+        f"  the page:  {base}/ (sign in, a project's tasks, its events live)\n"
         f"  API docs:  {base}/docs/\n"
         f"  websocket: ws://{host}:{port}/ws/notifications/?token=<access token>\n"
         f"  demo user: {DEMO_USERNAME} / {password}\n"

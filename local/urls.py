@@ -1,5 +1,5 @@
 """Every function's API in one urlconf, plus what local runs alone serve: the interactive docs,
-the SES mock's outbox and running a job now."""
+the SES mock's outbox, running a job now, and the page at `/`."""
 
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -9,6 +9,7 @@ from functions.auth.urls import urlpatterns as auth_urls
 from functions.comments.urls import urlpatterns as comments_urls
 from functions.projects.urls import urlpatterns as projects_urls
 from functions.tasks.urls import urlpatterns as tasks_urls
+from local import page
 from local.views import JobView, OutboxView
 
 
@@ -32,4 +33,6 @@ urlpatterns = [
     path("docs/", DocsView.as_view(url_name="schema"), name="docs"),
     path("local/outbox/", OutboxView.as_view(), name="local-outbox"),
     path("local/jobs/<str:name>/", JobView.as_view(), name="local-job"),
+    path("", page.page, name="local-page"),
+    path("local/page/<str:name>", page.asset, name="local-page-asset"),
 ]
