@@ -3,7 +3,9 @@
 from rest_framework import generics
 
 from common.api.filters import ProjectFilter
+from common.api.idempotency import IdempotentPostMixin
 from common.api.serializers import SummaryReportSerializer
+from common.api.views import CreatedLocationMixin
 from common.domain import selectors, services
 from common.domain.access import Operation, ProjectAccess, project_list_visible
 from common.domain.models import SummaryReport
@@ -11,10 +13,13 @@ from common.infra.cache import CachedListMixin
 from functions.projects.serializers import ProjectWithRoleSerializer
 
 
-class ProjectList(CachedListMixin, generics.ListCreateAPIView):
+class ProjectList(
+    IdempotentPostMixin, CreatedLocationMixin, CachedListMixin, generics.ListCreateAPIView
+):
     """The caller's projects: a cached page of them, or a new one (the caller owns it)."""
 
     cache_resource = "projects"
+    location_view = "project-detail"
     serializer_class = ProjectWithRoleSerializer
     filterset_class = ProjectFilter
 

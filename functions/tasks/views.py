@@ -5,17 +5,22 @@ from typing import cast
 from rest_framework import generics
 
 from common.api.filters import TaskFilter
+from common.api.idempotency import IdempotentPostMixin
 from common.api.pagination import PageNumberPagination
 from common.api.serializers import TaskSerializer
+from common.api.views import CreatedLocationMixin
 from common.domain import selectors, services
 from common.domain.access import Operation, ProjectAccess, task_list_visible
 from common.infra.cache import CachedListMixin
 
 
-class TaskList(CachedListMixin, generics.ListCreateAPIView):
+class TaskList(
+    IdempotentPostMixin, CreatedLocationMixin, CachedListMixin, generics.ListCreateAPIView
+):
     """The tasks of the caller's projects: a cached, filtered page of them, or a new one."""
 
     cache_resource = "tasks"
+    location_view = "task-detail"
     serializer_class = TaskSerializer
     filterset_class = TaskFilter
     # The project comes with the body: its field and task_create check it (documents the 403).
