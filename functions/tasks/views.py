@@ -4,6 +4,7 @@ from typing import cast
 
 from rest_framework import generics
 
+from common.api.conditional import ConditionalMixin
 from common.api.filters import TaskFilter
 from common.api.idempotency import IdempotentPostMixin
 from common.api.pagination import PageNumberPagination
@@ -15,7 +16,11 @@ from common.infra.cache import CachedListMixin
 
 
 class TaskList(
-    IdempotentPostMixin, CreatedLocationMixin, CachedListMixin, generics.ListCreateAPIView
+    IdempotentPostMixin,
+    ConditionalMixin,
+    CreatedLocationMixin,
+    CachedListMixin,
+    generics.ListCreateAPIView,
 ):
     """The tasks of the caller's projects: a cached, filtered page of them, or a new one."""
 
@@ -40,7 +45,7 @@ class TaskList(
         )
 
 
-class TaskDetail(generics.RetrieveUpdateDestroyAPIView):
+class TaskDetail(ConditionalMixin, generics.RetrieveUpdateDestroyAPIView):
     """One task of the caller's projects; a move needs both projects' member role."""
 
     serializer_class = TaskSerializer
@@ -57,8 +62,11 @@ class TaskDetail(generics.RetrieveUpdateDestroyAPIView):
 
     def perform_update(self, serializer):
         serializer.instance = services.task_update(
-            actor=self.request.user, task=serializer.instance, **serializer.validated_data
+            actor=self.request.user,
+            task=serializer.instance,
+            if_match=self.if_match,
+            **serializer.validated_data,
         )
 
     def perform_destroy(self, instance):
-        services.task_delete(actor=self.request.user, task=instance)
+        services.task_delete(actor=self.request.user, task=instance, if_match=self.if_match)

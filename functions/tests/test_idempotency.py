@@ -4,10 +4,11 @@ Against PostgreSQL; the concurrent duplicate runs two real requests on two conne
 first held inside its transaction by a row lock the test takes.
 """
 
+import time
 from datetime import timedelta
 from unittest import mock
 
-from django.db import OperationalError, transaction
+from django.db import OperationalError, connection, transaction
 from django.test import TransactionTestCase, override_settings
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
@@ -17,7 +18,7 @@ from common.api.idempotency import IdempotentPostMixin
 from common.domain.models import Comment, Event, IdempotencyRecord, Membership, Project, Task
 from common.tests.base import APITest
 from common.tests.factories import ProjectFactory, TaskFactory, UserFactory
-from common.tests.test_access_concurrency import TIMEOUT, _in_thread, _wait_until_blocked_on_a_lock
+from common.tests.test_access_concurrency import TIMEOUT, _in_thread
 
 urls = override_settings(ROOT_URLCONF="local.urls")  # every function's paths
 DUE = "2030-01-02T03:04:05Z"
@@ -27,6 +28,22 @@ def client_of(user) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {AccessToken.for_user(user)}")
     return client
+
+
+def wait_until_waiting(count: int) -> None:
+    """Wait until `count` other connections of this database wait for a lock."""
+    deadline = time.monotonic() + TIMEOUT
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute("SELECT pg_stat_clear_snapshot()")  # else a transaction sees one
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0] >= count:
+                return
+            time.sleep(0.01)
+    raise AssertionError(f"fewer than {count} connections ever waited for a lock")
 
 
 def post(client: APIClient, path: str, body: dict, key: str | None = "key-1"):
@@ -75,13 +92,14 @@ class ReplayTests(APITest):
                 self.assertEqual(rows.count(), before + 1)
                 self.assertEqual(Event.objects.count(), events + 1)  # one write, one event
 
-    def test_a_created_project_or_task_is_located(self):
+    def test_a_created_project_or_task_is_located_and_tagged_as_its_get(self):
         for path, body, _ in list(self.creates().values())[:2]:
             created = post(self.client, path, body, key=None)
             self.assertEqual(created.status_code, 201)
             got = self.client.get(created["Location"])
             self.assertEqual(created["Location"], f"http://testserver{path}{created.json()['id']}/")
             self.assertEqual((got.status_code, got.content), (200, created.content))
+            self.assertEqual(got["ETag"], created["ETag"])
 
     def test_the_same_key_with_another_body_or_path_is_a_422_and_changes_nothing(self):
         path, body, rows = self.creates()["tasks"]
@@ -221,7 +239,7 @@ class ConcurrentDuplicateTests(TransactionTestCase):
         with transaction.atomic():  # hold the project's row lock: the first waits inside its write
             Project.objects.select_for_update().get(pk=self.project.pk)
             first, first_box = _in_thread(lambda: post(client_of(self.user), "/tasks/", self.body))
-            _wait_until_blocked_on_a_lock()
+            wait_until_waiting(1)
             second, second_box = _in_thread(
                 lambda: post(client_of(self.user), "/tasks/", self.body)
             )
@@ -245,7 +263,7 @@ class ConcurrentDuplicateTests(TransactionTestCase):
         with transaction.atomic():
             Project.objects.select_for_update().get(pk=self.project.pk)
             first, first_box = _in_thread(lambda: post(client_of(self.user), "/tasks/", self.body))
-            _wait_until_blocked_on_a_lock()
+            wait_until_waiting(1)
             theirs, theirs_box = _in_thread(
                 lambda: post(client_of(other), "/projects/", {"name": "Theirs"})
             )

@@ -6,7 +6,8 @@ token, Redis trouble, a bump this process could not record yet) goes on to Djang
 and fills the cache (common.infra.cache.pages). The token's signature and expiry are checked here;
 that its user is active, Django vouches for with a short-lived key it sets after authenticating,
 which deactivating or deleting the user removes. A hit carries the security headers Django's
-SecurityMiddleware gives a miss, from the same settings.
+SecurityMiddleware gives a miss, from the same settings, and the page's ETag, stored beside it:
+an If-None-Match that names it is answered 304, without the page.
 """
 
 import functools
@@ -17,6 +18,7 @@ from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import AccessToken
 
 from common.api.bearer import asgi_bearer_token
+from common.api.conditional import none_match_header
 from common.api.origin import request_origin
 from common.infra.cache.keys import (
     active_user_name,
@@ -27,7 +29,7 @@ from common.infra.cache.keys import (
     reader_audience,
     version_name,
 )
-from common.infra.cache.pages import unpack_page
+from common.infra.cache.pages import unpack_tagged_page
 from common.infra.cache.store import CacheDown, RedisStore, cache_skipped, store
 
 
@@ -44,11 +46,13 @@ class CachedListFrontend:
             origin = request_origin(scope)
             page = await self._cached_page(scope, resource, origin.scheme_host)
             if page is not None:
-                await _send_page(send, page, origin.security_headers)
+                await _send_page(send, *page, _if_none_match(scope), origin.security_headers)
                 return
         await self.app(scope, receive, send)
 
-    async def _cached_page(self, scope, resource: str, scheme_host: str | None) -> bytes | None:
+    async def _cached_page(
+        self, scope, resource: str, scheme_host: str | None
+    ) -> tuple[bytes, bytes] | None:
         query = _list_query(resource, scope.get("query_string", b""))
         redis = store()
         user_id = _token_user_id(scope)
@@ -72,7 +76,7 @@ class CachedListFrontend:
             [raw_page] = await redis.get_many_async([name])
         except CacheDown:
             return None  # Django answers it
-        return unpack_page(raw_page)
+        return unpack_tagged_page(raw_page)
 
 
 @functools.lru_cache(maxsize=1024)  # bounded: a client may send any query
@@ -96,12 +100,30 @@ def _token_user_id(scope) -> str | None:
         return None
 
 
-async def _send_page(send, page: bytes, security_headers) -> None:
+def _names(if_none_match: bytes, tag: bytes) -> bool:
+    return none_match_header(if_none_match.decode("latin-1"), tag.decode())
+
+
+def _if_none_match(scope) -> bytes | None:
+    for name, value in scope["headers"]:
+        if name == b"if-none-match":
+            return value
+    return None
+
+
+async def _send_page(
+    send, page: bytes, tag: bytes, if_none_match: bytes | None, security_headers
+) -> None:
+    common = [(b"x-cache", b"hit"), (b"etag", tag), (b"vary", b"Accept, Authorization")]
+    if if_none_match is not None and _names(if_none_match, tag):
+        headers = [*common, *security_headers]
+        await send({"type": "http.response.start", "status": 304, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+        return
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(page)).encode()),
-        (b"x-cache", b"hit"),
-        (b"vary", b"Accept, Authorization"),
+        *common,
         *security_headers,
     ]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
