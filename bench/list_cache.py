@@ -5,6 +5,8 @@ wrk (fixed connections for a fixed time per run, every answer checked: 200 and t
 X-Cache). Candidates, taking turns by round:
   cached    GET /tasks/?page_size=50 on the tasks function after a warm-up request that fills
             the cache: answered by the ASGI hit path in front of Django.
+  cached 304  the same GET with `If-None-Match: <the page's ETag>`: the hit path answers 304,
+            without the page (X-Cache: hit).
   bare      the same GET on bench/_list_cache_bare.py (JWT check, the hit path's two Redis round
             trips, the same bytes): the limit. Checked to serve the cached body first.
   uncached  the same GET with `&due_after=<a moment in 1970>` unique per request: every request
@@ -42,9 +44,14 @@ function request()
   return wrk.format(nil, wrk.path .. "&due_after=" .. moment .. string.format(".%06dZ", run))
 end
 """
-# candidate -> (server, X-Cache expected, request generator)
-CANDIDATES = {"cached": ("cached", "hit", ""), "bare": ("bare", "hit", "")}
-CANDIDATES["uncached"] = ("uncached", "miss", NONCE_LUA)
+# Set once per thread, not per request: wrk sends the same prepared request every time.
+IF_NONE_MATCH_LUA = """
+wrk.headers["If-None-Match"] = '{tag}'
+"""
+# candidate -> (server, status and X-Cache expected, request generator; `{tag}`: the page's ETag)
+CANDIDATES = {"cached": ("cached", 200, "hit", ""), "bare": ("bare", 200, "hit", "")}
+CANDIDATES["uncached"] = ("uncached", 200, "miss", NONCE_LUA)
+CANDIDATES["cached 304"] = ("cached", 304, "hit", IF_NONE_MATCH_LUA)
 LOAD_HEADERS = ("candidate", "req/s", "p50 ms", "p99 ms", "max ms", "requests", "errors")
 JSON_HEADERS = ("measurement", "tasks", "KiB", "Django ms", "PostgreSQL ms", "ratio", "goal")
 
@@ -79,13 +86,14 @@ def start_servers(started: _procs.Servers, env: dict, seed: dict) -> dict[str, _
 
 def load(servers: dict, token: str, args: argparse.Namespace) -> dict[str, list[_wrk.LoadResult]]:
     """A warm-up run of each (uncounted), then `rounds` runs each, the order rotating."""
+    tag = _get(f"{servers['cached'].url}{LIST_PATH}", token).headers["etag"]
 
     def once(name: str, seconds: int) -> _wrk.LoadResult:
-        server, cache, lua = CANDIDATES[name]
+        server, status, cache, lua = CANDIDATES[name]
         url = f"{servers[server].url}{LIST_PATH}"
         return _wrk.run_wrk(
             url, token, seconds=seconds, connections=args.connections, threads=args.threads,
-            cache=cache, request_lua=lua,
+            status=status, cache=cache, request_lua=lua.replace("{tag}", tag),
         )  # fmt: skip
 
     for name in CANDIDATES if args.warmup else []:
@@ -141,6 +149,8 @@ def ratios(results: dict[str, list[_wrk.LoadResult]]) -> dict[str, float]:
         "cached / bare, p99": p99["cached"] / p99["bare"],
         "cached / uncached, req/s": rps["cached"] / rps["uncached"],
         "uncached / cached, p99": p99["uncached"] / p99["cached"],
+        "cached 304 / cached 200, req/s": rps["cached 304"] / rps["cached"],
+        "cached 304 / cached 200, p99": p99["cached 304"] / p99["cached"],
     }
 
 

@@ -15,7 +15,7 @@ def test_list_cache_serves_only_expected_answers_and_equal_json() -> None:
     argv += ["--users", "5", "--duration", "1", "--rounds", "1", "--warmup", "0", "--runs", "2"]
     result = list_cache.run(list_cache.parse_args([*argv, "--connections", "8", "--profile"]))
 
-    assert set(result["load"]) == {"cached", "bare", "uncached"}
+    assert set(result["load"]) == {"cached", "bare", "uncached", "cached 304"}
     for [run] in result["load"].values():
         assert run.good > 0
         assert run.errors == 0

@@ -6,7 +6,9 @@ or not at all. `actor` is the user making the change (None for the system).
 The instance a view passes in may be stale by the time the write runs: each service re-reads
 what it changes under row locks, taken projects first (in id order), then the task, so
 concurrent writes wait for each other instead of deadlocking. A row deleted meanwhile raises
-its model's DoesNotExist, which answers 404.
+its model's DoesNotExist, which answers 404. `if_match` (the tags of a request's If-Match) is
+compared with the row's representation under that same lock: a stale tag raises
+PreconditionFailed (412) before anything changes.
 """
 
 from collections.abc import Callable
