@@ -89,6 +89,8 @@ def load(servers: dict, token: str, args: argparse.Namespace) -> dict[str, list[
     tag = _get(f"{servers['cached'].url}{LIST_PATH}", token).headers["etag"]
 
     def once(name: str, seconds: int) -> _wrk.LoadResult:
+        # The uncached server works off its backlog after wrk stops: the next run waits for it.
+        _procs.wait_idle([each.pid for each in servers.values()])
         server, status, cache, lua = CANDIDATES[name]
         url = f"{servers[server].url}{LIST_PATH}"
         return _wrk.run_wrk(
