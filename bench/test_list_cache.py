@@ -15,11 +15,11 @@ def test_list_cache_serves_only_expected_answers_and_equal_json() -> None:
     argv += ["--users", "5", "--duration", "1", "--rounds", "1", "--warmup", "0", "--runs", "2"]
     result = list_cache.run(list_cache.parse_args([*argv, "--connections", "8", "--profile"]))
 
-    assert set(result["load"]) == {"project", "project bare", "all", "all bare"}
+    assert set(result["load"]) == {"project", "project bare", "all", "all bare", "project 304"}
     for [run] in result["load"].values():
         assert run.good > 0
         assert run.errors == 0
-    assert set(list_cache.ratios(result["load"])) == {"project", "all"}
+    assert set(list_cache.ratios(result["load"])) == {"project", "all", "project 304 / project"}
     walked = result["walk"]  # the walk's rows were checked equal to PostgreSQL's first
     assert (walked["rows"], walked["pages"]) == (300, 2)
     assert len(walked["walk_ms"]) == len(walked["postgres_ms"]) == 2

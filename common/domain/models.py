@@ -242,3 +242,29 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} {self.role} in {self.project_id}"
+
+
+class IdempotencyRecord(models.Model):
+    """The answer to a user's POST sent with an `Idempotency-Key`, replayed to its retries.
+
+    Written in the write's own transaction (common.api.idempotency), so a write that rolled back
+    leaves none; kept 24 hours, pruned by the next keyed POST of the same user.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    # A digest of the request's method, path and body: the same key with another request is 422.
+    fingerprint = models.CharField(max_length=64)
+    status = models.PositiveSmallIntegerField()
+    headers = models.JSONField()  # the answer's Content-Type, Location and ETag
+    body = models.BinaryField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="idempotency_unique_user_key")
+        ]
+        indexes = [models.Index(fields=["user", "created_at"], name="idempotency_user_age_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.key}"

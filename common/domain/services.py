@@ -6,7 +6,9 @@ or not at all. `actor` is the user making the change (None for the system).
 The instance a view passes in may be stale by the time the write runs: each service re-reads
 what it changes under row locks, taken projects first (in id order), then the task, so
 concurrent writes wait for each other instead of deadlocking. A row deleted meanwhile raises
-its model's DoesNotExist, which answers 404.
+its model's DoesNotExist, which answers 404. `if_match` (the tags of a request's If-Match) is
+compared with the row's representation under that same lock: a stale tag raises
+PreconditionFailed (412) before anything changes.
 """
 
 from collections.abc import Callable
@@ -20,6 +22,7 @@ from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 from rest_framework.serializers import Serializer
 
+from common.api.conditional import require_current
 from common.api.serializers import CommentSerializer, ProjectSerializer, TaskSerializer
 from common.domain import effects
 from common.domain.access import Operation, Role, access_require, assignee_allowed
@@ -27,6 +30,8 @@ from common.domain.events import EventType, publish
 from common.domain.models import Comment, Membership, Project, Task
 
 Actor = User | None
+# The tags of a write's If-Match (common.api.conditional), checked under the row lock; None: none.
+Expected = list[str] | None
 
 
 @transaction.atomic
@@ -62,9 +67,12 @@ def project_create(*, actor: Actor, name: str, description: str = "") -> Project
 
 
 @transaction.atomic
-def project_update(*, actor: Actor, project: Project, **changes: Any) -> Project:
+def project_update(
+    *, actor: Actor, project: Project, if_match: Expected = None, **changes: Any
+) -> Project:
     project = _locked_project(project.pk)
-    _require(actor, project.pk, Operation.UPDATE_PROJECT)
+    role = _require(actor, project.pk, Operation.UPDATE_PROJECT)
+    _require_current_project(if_match, project, role)
     for field, value in changes.items():
         setattr(project, field, value)
     project.save(update_fields=[*changes, "updated_at"])  # never event_seq: publish owns it
@@ -73,10 +81,11 @@ def project_update(*, actor: Actor, project: Project, **changes: Any) -> Project
 
 
 @transaction.atomic
-def project_delete(*, actor: Actor, project: Project) -> None:
+def project_delete(*, actor: Actor, project: Project, if_match: Expected = None) -> None:
     """Delete the project with its tasks and comments: one `project.deleted` covers them all."""
     project = _locked_project(project.pk)
-    _require(actor, project.pk, Operation.DELETE_PROJECT)
+    role = _require(actor, project.pk, Operation.DELETE_PROJECT)
+    _require_current_project(if_match, project, role)
     publish(
         type=EventType.PROJECT_DELETED, project_id=project.id, data={"id": project.id}, actor=actor
     )
@@ -112,7 +121,7 @@ def task_create(
 
 
 @transaction.atomic
-def task_update(*, actor: Actor, task: Task, **changes: Any) -> Task:
+def task_update(*, actor: Actor, task: Task, if_match: Expected = None, **changes: Any) -> Task:
     """Apply `changes` to the task. A task moved to another project is announced there."""
     moved_to = changes.get("project")
     task = _locked_task(task, *([moved_to.pk] if moved_to else []))
@@ -120,6 +129,7 @@ def task_update(*, actor: Actor, task: Task, **changes: Any) -> Task:
     project_id = moved_to.pk if moved_to else project_before
     for each in {project_before, project_id}:  # a move needs the role in both projects
         _require(actor, each, Operation.WRITE_TASKS)
+    _require_current_task(if_match, task)
     assignee = changes.get("assignee", task.assignee)
     if assignee != task.assignee or project_id != project_before:
         _require_assignee(assignee, project_id)
@@ -135,9 +145,10 @@ def task_update(*, actor: Actor, task: Task, **changes: Any) -> Task:
 
 
 @transaction.atomic
-def task_delete(*, actor: Actor, task: Task) -> None:
+def task_delete(*, actor: Actor, task: Task, if_match: Expected = None) -> None:
     task = _locked_task(task)
     _require(actor, task.project_id, Operation.WRITE_TASKS)
+    _require_current_task(if_match, task)
     data = {"id": task.id, "project": task.project_id}
     task.delete()
     publish(type=EventType.TASK_DELETED, project_id=data["project"], data=data, actor=actor)
@@ -171,10 +182,25 @@ def comment_create(*, actor: Actor, task: Task, author: str, content: str) -> Co
     return comment
 
 
-def _require(actor: Actor, project_id: int, operation: Operation) -> None:
-    """The role check again, under the project's lock: a member removed meanwhile is refused."""
-    if actor is not None:
-        access_require(user=actor, project_id=project_id, operation=operation)
+def _require(actor: Actor, project_id: int, operation: Operation) -> str | None:
+    """The role check again, under the project's lock: a member removed meanwhile is refused.
+    The actor's role (None for the system)."""
+    if actor is None:
+        return None
+    return access_require(user=actor, project_id=project_id, operation=operation)
+
+
+# If-Match, checked under the row lock the write holds: a write committed since the client's
+# read changed the representation, hence its tag, and this one is refused (412), unchanged.
+def _require_current_project(if_match: Expected, project: Project, role: str | None) -> None:
+    if if_match is not None:  # the representation as its reader got it: with their role
+        representation = _representation(ProjectSerializer, project)
+        require_current(if_match, {**representation, "role": role or ""})
+
+
+def _require_current_task(if_match: Expected, task: Task) -> None:
+    if if_match is not None:
+        require_current(if_match, _representation(TaskSerializer, task))
 
 
 def _require_assignee(assignee: User | None, project_id: int) -> None:

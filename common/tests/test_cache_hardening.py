@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def stored_keys(kind: str) -> list[bytes]:
-    """This run's keys of one kind (`page`, `version`, ...), straight from Redis."""
+    """This run's keys of one kind (`pages`, `version`, ...), straight from Redis."""
     client = redis.Redis.from_url(os.environ["REDIS_URL"])
     try:
         pattern = f"{os.environ['REDIS_PREFIX']}:*{kind}:*"
@@ -52,7 +52,7 @@ class ListCacheKeyTests(APITest):
         again = self.get("/tasks/?junk=b&page_size=1&other=c")
 
         self.assertEqual((first["X-Cache"], again["X-Cache"]), ("miss", "hit"))
-        self.assertEqual(len(stored_keys("page")), 1)
+        self.assertEqual(len(stored_keys("pages")), 1)
         self.assertEqual(first.json()["next"], "http://testserver/tasks/?page=2&page_size=1")
         self.assertEqual(again.content, first.content)
 
@@ -82,7 +82,7 @@ class ListCacheKeyTests(APITest):
 
         self.assertEqual(big, ["miss", "miss"])
         self.assertEqual(small, ["miss", "hit"])
-        self.assertEqual(len(stored_keys("page")), 1)  # the projects' page only
+        self.assertEqual(len(stored_keys("pages")), 1)  # the projects' page only
 
     def test_a_request_that_fails_writes_no_key(self):
         for path in ("/tasks/?project=987654321", "/tasks/?status=nope", "/tasks/?page=9"):
@@ -94,9 +94,11 @@ class ListCacheKeyTests(APITest):
         TaskFactory(project__owner=self.user)
         served = self.get("/tasks/")
 
-        [key] = stored_keys("page")
-        built_at, _, page = raw_value(key).partition(b"\n")
+        [key] = stored_keys("pages")
+        head, _, page = raw_value(key).partition(b"\n")
+        built_at, _, tag = head.partition(b" ")
         self.assertTrue(built_at.isdigit())
+        self.assertEqual(tag.decode(), served["ETag"])
         self.assertEqual(page, served.content)
 
 

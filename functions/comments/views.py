@@ -3,13 +3,14 @@
 from django.shortcuts import get_object_or_404
 from rest_framework import generics
 
+from common.api.idempotency import IdempotentPostMixin
 from common.api.serializers import CommentSerializer
 from common.domain import selectors, services
 from common.domain.access import Operation, ProjectAccess, task_list_visible
 from common.domain.models import Comment
 
 
-class CommentList(generics.ListCreateAPIView):
+class CommentList(IdempotentPostMixin, generics.ListCreateAPIView):
     """A task's comments, oldest first; 404 when the caller cannot see the task."""
 
     serializer_class = CommentSerializer

@@ -7,6 +7,8 @@ services' rule (common.domain.memberships); a view only declares what each metho
 from django.shortcuts import get_object_or_404
 from rest_framework import generics
 
+from common.api.idempotency import IdempotentPostMixin
+from common.api.views import CreatedLocationMixin
 from common.domain import memberships
 from common.domain.access import Operation, ProjectAccess
 from common.domain.models import Membership, Project
@@ -27,10 +29,17 @@ class _ProjectMembers(generics.GenericAPIView):
         return members.order_by("user__username")
 
 
-class MemberList(_ProjectMembers, generics.ListCreateAPIView):
+class MemberList(
+    IdempotentPostMixin, CreatedLocationMixin, _ProjectMembers, generics.ListCreateAPIView
+):
     """The project's members by username, or a new one (role default `member`)."""
 
     serializer_class = MembershipSerializer
+    location_view = "project-member"
+
+    def location_kwargs(self, data):
+        return {"pk": self.kwargs["pk"], "username": data["username"]}
+
     operations = {"GET": Operation.READ, "POST": Operation.MANAGE_MEMBERS}
 
     def perform_create(self, serializer):

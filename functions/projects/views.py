@@ -2,8 +2,11 @@
 
 from rest_framework import generics
 
+from common.api.conditional import ConditionalMixin
 from common.api.filters import ProjectFilter
+from common.api.idempotency import IdempotentPostMixin
 from common.api.serializers import SummaryReportSerializer
+from common.api.views import CreatedLocationMixin
 from common.domain import selectors, services
 from common.domain.access import Operation, ProjectAccess, project_list_visible
 from common.domain.models import SummaryReport
@@ -11,10 +14,17 @@ from common.infra.cache import CachedListMixin
 from functions.projects.serializers import ProjectWithRoleSerializer
 
 
-class ProjectList(CachedListMixin, generics.ListCreateAPIView):
+class ProjectList(
+    IdempotentPostMixin,
+    ConditionalMixin,
+    CreatedLocationMixin,
+    CachedListMixin,
+    generics.ListCreateAPIView,
+):
     """The caller's projects: a cached page of them, or a new one (the caller owns it)."""
 
     cache_resource = "projects"
+    location_view = "project-detail"
     serializer_class = ProjectWithRoleSerializer
     filterset_class = ProjectFilter
 
@@ -27,7 +37,7 @@ class ProjectList(CachedListMixin, generics.ListCreateAPIView):
         )
 
 
-class ProjectDetail(generics.RetrieveUpdateDestroyAPIView):
+class ProjectDetail(ConditionalMixin, generics.RetrieveUpdateDestroyAPIView):
     """One project; deleting it deletes its tasks and their comments."""
 
     serializer_class = ProjectWithRoleSerializer
@@ -44,11 +54,14 @@ class ProjectDetail(generics.RetrieveUpdateDestroyAPIView):
 
     def perform_update(self, serializer):
         serializer.instance = services.project_update(
-            actor=self.request.user, project=serializer.instance, **serializer.validated_data
+            actor=self.request.user,
+            project=serializer.instance,
+            if_match=self.if_match,
+            **serializer.validated_data,
         )
 
     def perform_destroy(self, instance):
-        services.project_delete(actor=self.request.user, project=instance)
+        services.project_delete(actor=self.request.user, project=instance, if_match=self.if_match)
 
 
 class ProjectSummaryList(generics.ListAPIView):

@@ -4,18 +4,28 @@ from typing import cast
 
 from rest_framework import generics
 
+from common.api.conditional import ConditionalMixin
 from common.api.filters import TaskFilter
+from common.api.idempotency import IdempotentPostMixin
 from common.api.pagination import PageNumberPagination
 from common.api.serializers import TaskSerializer
+from common.api.views import CreatedLocationMixin
 from common.domain import selectors, services
 from common.domain.access import Operation, ProjectAccess, task_list_visible
 from common.infra.cache import CachedListMixin
 
 
-class TaskList(CachedListMixin, generics.ListCreateAPIView):
+class TaskList(
+    IdempotentPostMixin,
+    ConditionalMixin,
+    CreatedLocationMixin,
+    CachedListMixin,
+    generics.ListCreateAPIView,
+):
     """The tasks of the caller's projects: a cached, filtered page of them, or a new one."""
 
     cache_resource = "tasks"
+    location_view = "task-detail"
     serializer_class = TaskSerializer
     filterset_class = TaskFilter
     # The project comes with the body: its field and task_create check it (documents the 403).
@@ -36,7 +46,7 @@ class TaskList(CachedListMixin, generics.ListCreateAPIView):
         )
 
 
-class TaskDetail(generics.RetrieveUpdateDestroyAPIView):
+class TaskDetail(ConditionalMixin, generics.RetrieveUpdateDestroyAPIView):
     """One task of the caller's projects; a move needs both projects' member role."""
 
     serializer_class = TaskSerializer
@@ -53,8 +63,11 @@ class TaskDetail(generics.RetrieveUpdateDestroyAPIView):
 
     def perform_update(self, serializer):
         serializer.instance = services.task_update(
-            actor=self.request.user, task=serializer.instance, **serializer.validated_data
+            actor=self.request.user,
+            task=serializer.instance,
+            if_match=self.if_match,
+            **serializer.validated_data,
         )
 
     def perform_destroy(self, instance):
-        services.task_delete(actor=self.request.user, task=instance)
+        services.task_delete(actor=self.request.user, task=instance, if_match=self.if_match)

@@ -8,7 +8,8 @@ and fills the cache (common.infra.cache.pages). The token's signature and claims
 active and the token is of their current password, Django vouches for with a short-lived key it
 sets after authenticating, which deactivating, deleting the user or changing their password
 removes (common.domain.revocation). A hit carries the security headers Django's
-SecurityMiddleware gives a miss, from the same settings.
+SecurityMiddleware gives a miss, from the same settings, and the page's ETag, stored beside it:
+an If-None-Match that names it is answered 304, without the page.
 """
 
 import functools
@@ -24,6 +25,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 from rest_framework_simplejwt.utils import aware_utcnow
 
 from common.api.bearer import asgi_bearer_token
+from common.api.conditional import none_match_header
 from common.api.origin import request_origin
 from common.infra.cache.keys import (
     active_user_name,
@@ -35,7 +37,7 @@ from common.infra.cache.keys import (
     reader_audience,
     version_name,
 )
-from common.infra.cache.pages import unpack_page
+from common.infra.cache.pages import unpack_tagged_page
 from common.infra.cache.store import CacheDown, RedisStore, cache_skipped, store
 
 
@@ -52,11 +54,13 @@ class CachedListFrontend:
             origin = request_origin(scope)
             page = await self._cached_page(scope, resource, origin.scheme_host)
             if page is not None:
-                await _send_page(send, page, origin.security_headers)
+                await _send_page(send, *page, _if_none_match(scope), origin.security_headers)
                 return
         await self.app(scope, receive, send)
 
-    async def _cached_page(self, scope, resource: str, scheme_host: str | None) -> bytes | None:
+    async def _cached_page(
+        self, scope, resource: str, scheme_host: str | None
+    ) -> tuple[bytes, bytes] | None:
         query = _list_query(resource, scope.get("query_string", b""))
         redis = store()
         user_id, claim = _token_user(scope)
@@ -86,7 +90,7 @@ class CachedListFrontend:
             [raw_page] = await redis.get_many_async([name])
         except CacheDown:
             return None  # Django answers it
-        return unpack_page(raw_page)
+        return unpack_tagged_page(raw_page)
 
 
 @functools.lru_cache(maxsize=1024)  # bounded: a client may send any query
@@ -150,12 +154,30 @@ def _access_token(raw: str) -> _Verified | None:
 setting_changed.connect(lambda **kwargs: _access_token.cache_clear(), weak=False)
 
 
-async def _send_page(send, page: bytes, security_headers) -> None:
+def _names(if_none_match: bytes, tag: bytes) -> bool:
+    return none_match_header(if_none_match.decode("latin-1"), tag.decode())
+
+
+def _if_none_match(scope) -> bytes | None:
+    for name, value in scope["headers"]:
+        if name == b"if-none-match":
+            return value
+    return None
+
+
+async def _send_page(
+    send, page: bytes, tag: bytes, if_none_match: bytes | None, security_headers
+) -> None:
+    common = [(b"x-cache", b"hit"), (b"etag", tag), (b"vary", b"Accept, Authorization")]
+    if if_none_match is not None and _names(if_none_match, tag):
+        headers = [*common, *security_headers]
+        await send({"type": "http.response.start", "status": 304, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+        return
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(page)).encode()),
-        (b"x-cache", b"hit"),
-        (b"vary", b"Accept, Authorization"),
+        *common,
         *security_headers,
     ]
     await send({"type": "http.response.start", "status": 200, "headers": headers})

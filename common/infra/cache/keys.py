@@ -47,7 +47,9 @@ def page_name(
     """`audience`: who may share the page (reader_audience)."""
     digest = hashlib.blake2b(f"{base_url}?{query}|{audience}".encode(), digest_size=16).hexdigest()
     stamp = ".".join(str(versions[name]) for name in sorted(versions))
-    return f"page:{resource}:{stamp}:{digest}"
+    # `pages:`, not the `page:` of pages stored without their ETag (before it was part of them):
+    # a process of either kind reads only its own format.
+    return f"pages:{resource}:{stamp}:{digest}"
 
 
 def count_name(resource: str, versions: dict[str, int], query: str, audience: str) -> str:

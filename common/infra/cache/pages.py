@@ -1,8 +1,10 @@
 """The miss path: a list page built by Django, stored for the hit path, with its byte format.
 
-A stored page is `<built-at, microseconds>\\n<the page's JSON>`: raw bytes, nothing to decode
-but a number. A page is built from the canonical query (common.infra.cache.keys), so parameters the
-list does not read neither make pages of their own nor show in the page's links. A page over
+A stored page is `<built-at, microseconds> <its ETag>\\n<the page's JSON>`: raw bytes, nothing
+to decode but a number; the tag (common.api.conditional.page_tag) lets the hit path answer 304
+without hashing the page. A page is built from the canonical query (common.infra.cache.keys), so
+parameters the list does not read neither make pages of their own nor show in the page's links.
+A page over
 CACHE_PAGE_MAX_BYTES is served but not stored, and a request that fails stores nothing.
 """
 
@@ -19,6 +21,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.settings import api_settings
 from rest_framework_simplejwt.utils import get_md5_hash_password
 
+from common.api.conditional import none_match, not_modified, page_tag
 from common.infra.cache.keys import (
     active_user_name,
     canonical_query,
@@ -50,15 +53,22 @@ _counted: ContextVar[tuple[str, dict[str, int], str] | None] = ContextVar("count
 
 
 def pack_page(page: bytes, built_at: int) -> bytes:
-    return b"%d\n%s" % (built_at, page)
+    return b"%d %s\n%s" % (built_at, page_tag(page).encode(), page)
 
 
 def unpack_page(raw: bytes | None) -> bytes | None:
     """The page stored as `raw`, or None when there is none or it is older than a lost bump."""
+    unpacked = unpack_tagged_page(raw)
+    return None if unpacked is None else unpacked[0]
+
+
+def unpack_tagged_page(raw: bytes | None) -> tuple[bytes, bytes] | None:
+    """The page stored as `raw` and its ETag; None when there is none or it is stale."""
     if raw is None:
         return None
-    built_at, _, page = raw.partition(b"\n")
-    return page if page_is_fresh(int(built_at)) else None
+    head, _, page = raw.partition(b"\n")
+    built_at, _, tag = head.partition(b" ")
+    return (page, tag) if page_is_fresh(int(built_at)) else None
 
 
 def request_page_name(
@@ -177,7 +187,8 @@ else:
 
 
 class CachedListMixin(_ListView):
-    """For list views: answer GET from the cache, with `X-Cache: hit|miss`.
+    """For list views: answer GET from the cache, with `X-Cache: hit|miss` and the page's ETag
+    (304 to an If-None-Match that names it).
 
     The list is answered for the canonical query: the parameters it reads, sorted, last value
     of each; whatever else the client sent is dropped before the view sees it.
@@ -214,7 +225,8 @@ class CachedListMixin(_ListView):
         _remember_active(request.user, memberships)
         response = HttpResponse(page, content_type="application/json")
         response["X-Cache"] = "hit" if hit else "miss"
-        return response
+        response["ETag"] = page_tag(page)
+        return not_modified(response) if none_match(request, response["ETag"]) else response
 
     def render_list(self, request) -> bytes:
         """The page's bytes on a miss: DRF's list, rendered (views may do it faster)."""
