@@ -1,7 +1,5 @@
 """The one reading of `Authorization: Bearer <token>`: for REST, the hit path and the websocket."""
 
-from rest_framework_simplejwt.settings import api_settings
-
 
 def bearer_token(authorization: str | bytes | None) -> str | None:
     """The token of an Authorization header value naming a type in AUTH_HEADER_TYPES, else None.
@@ -10,6 +8,8 @@ def bearer_token(authorization: str | bytes | None) -> str | None:
     """
     if not authorization:
         return None
+    from rest_framework_simplejwt.settings import api_settings  # not at start: see authentication
+
     if isinstance(authorization, bytes):
         authorization = authorization.decode("latin-1")
     parts = authorization.split()

@@ -231,7 +231,7 @@ SIMPLE_JWT = {
     "REFRESH_TOKEN_LIFETIME": timedelta(days=1),
     "AUTH_HEADER_TYPES": ("Bearer",),
     "UPDATE_LAST_LOGIN": False,
-    "TOKEN_REFRESH_SERIALIZER": "common.api.authentication.TokenRefreshSerializer",
+    "TOKEN_REFRESH_SERIALIZER": "common.api.tokens.TokenRefreshSerializer",
 }
 
 SPECTACULAR_SETTINGS = {
