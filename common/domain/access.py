@@ -2,7 +2,8 @@
 
 The one place that answers both questions: `project_list_visible` / `task_list_visible` (the
 rows every list and detail starts from) and `access_require` (may this user do this operation
-in this project). Views declare the operation of each method (`ProjectAccess` reads it), and
+in this project; a task's detail leaves its visibility to it: a non-member gets 404 from
+either). Views declare the operation of each method (`ProjectAccess` reads it), and
 the services check again under the project's row lock, which the membership services take too,
 so a write and a membership change never interleave. Staff and superusers get no exception.
 """
@@ -15,6 +16,7 @@ from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.permissions import BasePermission
 
 from common.domain.models import Membership, Project, Task
+from common.domain.statements import fetch_one
 
 Role = Membership.Role
 
@@ -85,18 +87,6 @@ def task_list_visible(
     return tasks.filter(project_id__in=_project_ids(user))
 
 
-def task_detail_visible(
-    user: AbstractBaseUser | AnonymousUser, tasks: QuerySet[Task] | None = None
-) -> QuerySet[Task]:
-    """task_list_visible, each task with the user's role in its project as `caller_role`: a
-    detail's access check then costs no query of its own."""
-    tasks = Task.objects.all() if tasks is None else tasks
-    if not user.is_authenticated:
-        return tasks.none()
-    mine = tasks.filter(project__memberships__user_id=user.pk)
-    return mine.annotate(caller_role=F("project__memberships__role"))
-
-
 def membership_roles(user: AbstractBaseUser) -> dict[int, str]:
     """Every project `user` is a member of, with the role: what the list cache keys pages by."""
     return dict(Membership.objects.filter(user_id=user.pk).values_list("project_id", "role"))
@@ -106,8 +96,12 @@ def role_of(*, user: AbstractBaseUser | None, project_id: int) -> str | None:
     """`user`'s role in the project, None when not a member."""
     if user is None or not user.is_authenticated:
         return None
-    memberships = Membership.objects.filter(project_id=project_id, user_id=user.pk)
-    return memberships.values_list("role", flat=True).first()
+    row = fetch_one(_role, project_id, user.pk)  # a statement of its own, after any lock taken
+    return None if row is None else row[0]
+
+
+def _role(project_id: int, user_id: int) -> QuerySet:
+    return Membership.objects.filter(project_id=project_id, user_id=user_id).values_list("role")
 
 
 def access_require(*, user: AbstractBaseUser | None, project_id: int, operation: Operation) -> str:
@@ -152,17 +146,11 @@ class ProjectAccess(BasePermission):
         return True
 
     def has_object_permission(self, request, view, obj) -> bool:
-        if hasattr(obj, "caller_role"):  # read with the object (task_detail_visible)
-            view.caller_role = role_allows(obj.caller_role, self._operation(request, view))
-            return True
         project_id = obj.pk if isinstance(obj, Project) else obj.project_id
         view.caller_role = self._require(request, view, project_id)
         return True
 
     @staticmethod
-    def _operation(request, view) -> Operation:
-        return view.operations.get(request.method, Operation.READ)  # HEAD, OPTIONS: read
-
-    def _require(self, request, view, project_id: int) -> str:
-        operation = self._operation(request, view)
+    def _require(request, view, project_id: int) -> str:
+        operation = view.operations.get(request.method, Operation.READ)  # HEAD, OPTIONS: read
         return access_require(user=request.user, project_id=project_id, operation=operation)

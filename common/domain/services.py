@@ -9,7 +9,6 @@ concurrent writes wait for each other instead of deadlocking. A row deleted mean
 its model's DoesNotExist, which answers 404.
 """
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -22,9 +21,17 @@ from rest_framework.serializers import Serializer
 
 from common.api.serializers import CommentSerializer, ProjectSerializer, TaskSerializer
 from common.domain import effects
-from common.domain.access import Operation, Role, access_require, assignee_allowed, role_allows
+from common.domain.access import (
+    Operation,
+    Role,
+    access_require,
+    assignee_allowed,
+    role_allows,
+    role_of,
+)
 from common.domain.events import EventType, publish
 from common.domain.models import Comment, Membership, Project, Task
+from common.domain.statements import compiled
 
 Actor = User | None
 
@@ -99,7 +106,7 @@ def task_create(
 ) -> Task:
     _lock_projects(project.pk)
     if actor is not None:
-        role_allows(_role(actor, project.pk), Operation.WRITE_TASKS)
+        role_allows(role_of(user=actor, project_id=project.pk), Operation.WRITE_TASKS)
     _require_assignee(assignee, project.pk)
     task = Task(
         project=project,
@@ -203,16 +210,16 @@ def _locked_task(
     project_ids = sorted({task.project_id, *other_project_ids})
     _lock_projects(*project_ids)
     user_id = actor.pk if actor is not None else None
-    locked = next(iter(Task.objects.raw(*_compiled(_task_lock, task.pk, user_id))), None)
+    locked = next(iter(Task.objects.raw(*compiled(_task_lock, task.pk, user_id))), None)
     if locked is None:
         raise Task.DoesNotExist(f"task {task.pk} is gone")
     if locked.project_id not in project_ids:  # moved since the caller read it: lock that one too
         _lock_projects(locked.project_id)
-        locked.caller_role = _role(actor, locked.project_id)  # type: ignore[attr-defined]
+        locked.caller_role = role_of(user=actor, project_id=locked.project_id)  # type: ignore[attr-defined]
     if actor is not None:
         role_allows(locked.caller_role, operation)  # type: ignore[attr-defined]
         for project_id in set(other_project_ids) - {locked.project_id}:
-            role_allows(_role(actor, project_id), operation)
+            role_allows(role_of(user=actor, project_id=project_id), operation)
     if locked.assignee_id == task.assignee_id and Task.assignee.is_cached(task):
         locked.assignee = task.assignee  # the same user: no query for the representation
     return locked
@@ -222,24 +229,13 @@ def _lock_projects(*project_ids: int) -> None:
     """Lock these projects' rows, in the order given (callers give id order: no deadlocks)."""
     with connection.cursor() as cursor:
         for project_id in project_ids:
-            cursor.execute(*_compiled(_project_lock, project_id))
+            cursor.execute(*compiled(_project_lock, project_id))
             if cursor.fetchone() is None:
                 raise Project.DoesNotExist(f"project {project_id} is gone")
 
 
-def _role(actor: Actor, project_id: int) -> str | None:
-    """The actor's role in the project (None: not a member), read in a statement of its own."""
-    if actor is None:
-        return None
-    with connection.cursor() as cursor:
-        cursor.execute(*_compiled(_role_query, project_id, actor.pk))
-        row = cursor.fetchone()
-    return None if row is None else row[0]
-
-
-# The statements of every task write, compiled from querysets once per database rather than on
-# every write (building their SQL cost more than running them). The task's assignee is not
-# joined: a PUT replaces it, and otherwise it loads when the representation needs it.
+# The locks of every task write (compiled once: common.domain.statements). The task's assignee
+# is not joined: a PUT replaces it, and otherwise it loads when the representation needs it.
 def _project_lock(project_id: int) -> QuerySet:
     projects = Project.objects.filter(pk=project_id).order_by()
     return projects.select_for_update(no_key=True).values_list("pk")
@@ -250,27 +246,6 @@ def _task_lock(task_id: int, user_id: int) -> QuerySet:
     role = Membership.objects.filter(project_id=OuterRef("project_id"), user_id=user_id)
     tasks = Task.objects.filter(pk=task_id).order_by().select_for_update(of=("self",))
     return tasks.annotate(caller_role=Subquery(role.values("role")))
-
-
-def _role_query(project_id: int, user_id: int) -> QuerySet:
-    return Membership.objects.filter(project_id=project_id, user_id=user_id).values_list("role")
-
-
-_sql: dict[tuple[str, Callable], tuple[str, list[int]]] = {}
-_MARKER = 987_654_321  # stands for the values while the SQL is compiled: MARKER + 0, 1, ...
-
-
-def _compiled(query: Callable[..., QuerySet], *values: Any) -> tuple[str, list[Any]]:
-    """`query(*values)`'s SQL and parameters, the SQL compiled once per database."""
-    key = (connection.alias, query)
-    if key not in _sql:
-        markers = [_MARKER + number for number in range(len(values))]
-        sql, params = query(*markers).query.sql_with_params()
-        if sorted(params) != markers:
-            raise ValueError(f"{query.__name__} must use each parameter once: {params}")
-        _sql[key] = sql, [param - _MARKER for param in params]
-    sql, order = _sql[key]
-    return sql, [values[index] for index in order]
 
 
 def _publish_project(type: EventType, project: Project, actor: Actor) -> None:

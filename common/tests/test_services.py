@@ -73,11 +73,12 @@ def test_the_compiled_locks_are_the_querysets_sql_with_their_values_as_parameter
     # the task's lock reading the user's role in the same statement.
     from django.db import transaction
 
-    from common.domain.services import _compiled, _project_lock, _task_lock
+    from common.domain.services import _project_lock, _task_lock
+    from common.domain.statements import compiled
 
     with transaction.atomic():
-        project_sql, project_params = _compiled(_project_lock, 5)
-        task_sql, task_params = _compiled(_task_lock, 7, 3)
+        project_sql, project_params = compiled(_project_lock, 5)
+        task_sql, task_params = compiled(_task_lock, 7, 3)
 
     assert (project_params, sorted(task_params)) == ([5], [3, 7])
     assert project_sql.endswith("FOR NO KEY UPDATE")
