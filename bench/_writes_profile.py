@@ -54,7 +54,7 @@ def _format(rows: list[tuple[str, int, float, float]], count: int) -> list[list[
 
 
 def profile(token: str, pairs: list, requests: int, methods: list[str]) -> dict:
-    """The candidate first: importing the reference's urlconf takes a cache signal off."""
+    """Per method, CPU ms per request of both urlconfs, and the candidate's top functions."""
     client = Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=f"Bearer {token}")
     cpu_ms: dict[str, dict[str, float]] = {method: {} for method in methods}
     top = {}

@@ -37,10 +37,7 @@ Sample = dict[str, float]  # the three timings of one cold start, in ms, by phas
 
 
 def module_of(function: str) -> str:
-    """The module a probe imports for a function name, or for the reference."""
-    if function == REFERENCE:
-        return "bench._reference_function"
-    return f"functions.{function}.handler"
+    return "bench._reference_function" if function == REFERENCE else f"functions.{function}.handler"
 
 
 def probe(function: str, *python_options: str) -> tuple[float, str, str]:
@@ -51,12 +48,11 @@ def probe(function: str, *python_options: str) -> tuple[float, str, str]:
 
 
 def cold_start(function: str) -> Sample:
-    """One measured cold start of a function (or of the reference)."""
     wall_ms, stdout, _ = probe(function)
     timings = json.loads(stdout.strip().splitlines()[-1])
-    return {"process": wall_ms, "import": timings["import_ms"]} | {
-        "first event": timings["first_event_ms"]
-    }
+    return dict(
+        zip(PHASES, (wall_ms, timings["import_ms"], timings["first_event_ms"]), strict=True)
+    )
 
 
 def collect(repeat: int, warmup: int) -> dict[str, dict[str, list[Sample]]]:
@@ -65,22 +61,23 @@ def collect(repeat: int, warmup: int) -> dict[str, dict[str, list[Sample]]]:
     for _ in range(warmup):
         for function in (*FUNCTIONS, REFERENCE):
             cold_start(function)
-    samples: dict[str, dict[str, list[Sample]]] = {}
+    samples: dict[str, dict[str, list[Sample]]] = {
+        f: {"candidate": [], "reference": []} for f in FUNCTIONS
+    }
     for round_ in range(repeat):
         for index, function in enumerate(FUNCTIONS):
-            pair = {"candidate": partial(cold_start, function)}
-            pair["reference"] = partial(cold_start, REFERENCE)
+            pair = {
+                "candidate": partial(cold_start, function),
+                "reference": partial(cold_start, REFERENCE),
+            }
             for side, taken in taking_turns(pair, 1, start=round_ + index).items():
-                samples.setdefault(function, {}).setdefault(side, []).extend(taken)
+                samples[function][side] += taken
     return samples
 
 
 def importtime_top(function: str, count: int = 10) -> list[tuple[str, float, float]]:
     """The `count` imports of largest cumulative time in one cold start: (module, self ms,
-    cumulative ms), from `python -X importtime` (which itself slows the imports a little).
-
-    Modules loaded through importlib.import_module (Django's apps, dotted paths in settings) get
-    no line of their own: their time counts as self time of the module that triggered them."""
+    cumulative ms), from `python -X importtime` (which itself slows the imports a little)."""
     imports = []
     for line in probe(function, "-X", "importtime")[2].splitlines():
         if line.startswith("import time:") and "cumulative" not in line:
@@ -109,17 +106,16 @@ def table_rows(samples: dict[str, dict[str, list[Sample]]]) -> list[list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    print(
-        f"cold_start: {args.repeat} runs of each, candidate and reference alternating, "
-        f"{args.warmup} warm-up; Python {platform.python_version()}; "
-        "ratio = candidate median / reference median"
-    )
+    print(f"cold_start: {args.repeat} runs of each, candidate and reference alternating, "
+          f"{args.warmup} warm-up; Python {platform.python_version()}; {_procs.machine()}; "
+          "ratio = candidate median / reference median")  # fmt: skip
     result = run(args)
     print_table(table_rows(result["samples"]), HEADERS)
     if result["importtime"]:
-        print(f"\n{module_of(args.importtime)}: top 10 imports by cumulative time (-X importtime)")
         rows = [[module, f"{own:.1f}", f"{cum:.1f}"] for module, own, cum in result["importtime"]]
-        print_table(rows, ("module", "self ms", "cumulative ms"))
+        title = f"{module_of(args.importtime)}: top 10 imports by cumulative time (-X importtime)"
+        print_table(rows, ("module", "self ms", "cumulative ms"), title)
+    print(f"after the runs: {_procs.machine()}")
     return 0
 
 

@@ -1,8 +1,5 @@
 """The one reading of `Authorization: Bearer <token>`: for REST, the hit path and the websocket."""
 
-from rest_framework_simplejwt.settings import api_settings
-from rest_framework_simplejwt.utils import get_md5_hash_password
-
 
 def bearer_token(authorization: str | bytes | None) -> str | None:
     """The token of an Authorization header value naming a type in AUTH_HEADER_TYPES, else None.
@@ -11,6 +8,8 @@ def bearer_token(authorization: str | bytes | None) -> str | None:
     """
     if not authorization:
         return None
+    from rest_framework_simplejwt.settings import api_settings  # not at start: see authentication
+
     if isinstance(authorization, bytes):
         authorization = authorization.decode("latin-1")
     parts = authorization.split()
@@ -30,4 +29,6 @@ def asgi_bearer_token(scope: dict) -> str | None:
 def password_claim(password_hash: str) -> str:
     """The claim every token of a user with this password hash carries (CHECK_REVOKE_TOKEN):
     a token whose claim is not the user's current one was made before a password change."""
+    from rest_framework_simplejwt.utils import get_md5_hash_password  # not at start
+
     return get_md5_hash_password(password_hash)

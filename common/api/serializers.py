@@ -13,7 +13,7 @@ from rest_framework import relations, serializers
 from rest_framework.renderers import JSONRenderer
 
 from common.api.timestamps import RFC3339UTC, rfc3339_utc
-from common.domain.access import project_list_visible
+from common.domain.access import role_of
 from common.domain.models import Comment, Project, SummaryReport, Task
 
 
@@ -53,9 +53,13 @@ class VisibleProjectField(serializers.PrimaryKeyRelatedField):
             queryset=Project.objects.all(), pk_field=serializers.IntegerField(), **kwargs
         )
 
-    def get_queryset(self):
+    def to_internal_value(self, data):
+        project = super().to_internal_value(data)
         request = self.context.get("request")
-        return project_list_visible(request.user) if request else super().get_queryset()
+        # The caller's role by one compiled statement: cheaper than a lookup filtered by it.
+        if request and role_of(user=request.user, project_id=project.pk) is None:
+            self.fail("does_not_exist", pk_value=data)
+        return project
 
 
 class ModelSerializer(serializers.ModelSerializer):

@@ -2,7 +2,8 @@
 
 The one place that answers both questions: `project_list_visible` / `task_list_visible` (the
 rows every list and detail starts from) and `access_require` (may this user do this operation
-in this project). Views declare the operation of each method (`ProjectAccess` reads it), and
+in this project; a task's detail leaves its visibility to it: a non-member gets 404 from
+either). Views declare the operation of each method (`ProjectAccess` reads it), and
 the services check again under the project's row lock, which the membership services take too,
 so a write and a membership change never interleave. Staff and superusers get no exception.
 """
@@ -15,6 +16,7 @@ from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.permissions import BasePermission
 
 from common.domain.models import Membership, Project, Task
+from common.domain.statements import fetch_one
 
 Role = Membership.Role
 
@@ -94,8 +96,12 @@ def role_of(*, user: AbstractBaseUser | None, project_id: int) -> str | None:
     """`user`'s role in the project, None when not a member."""
     if user is None or not user.is_authenticated:
         return None
-    memberships = Membership.objects.filter(project_id=project_id, user_id=user.pk)
-    return memberships.values_list("role", flat=True).first()
+    row = fetch_one(_role, project_id, user.pk)  # a statement of its own, after any lock taken
+    return None if row is None else row[0]
+
+
+def _role(project_id: int, user_id: int) -> QuerySet:
+    return Membership.objects.filter(project_id=project_id, user_id=user_id).values_list("role")
 
 
 def access_require(*, user: AbstractBaseUser | None, project_id: int, operation: Operation) -> str:
@@ -104,7 +110,11 @@ def access_require(*, user: AbstractBaseUser | None, project_id: int, operation:
     NotFound (404) for a non-member, as for an unknown project: existence is not revealed.
     PermissionDenied (403) for a member whose role does not allow it.
     """
-    role = role_of(user=user, project_id=project_id)
+    return role_allows(role_of(user=user, project_id=project_id), operation)
+
+
+def role_allows(role: str | None, operation: Operation) -> str:
+    """access_require for a role already read (None: not a member)."""
     if role is None:
         raise NotFound()
     if not at_least(role, LEAST_ROLE[operation]):

@@ -1,7 +1,7 @@
 """A user's tokens end when the user changes, however the change is made.
 
 What ends them is the user's row itself, read wherever a token is used: its `is_active`, and its
-password hash, a digest of which every token carries (common.api.authentication). REST reads the
+password hash, a digest of which every token carries (common.api.tokens). REST reads the
 row on every request, so it sees every change at once, a bulk `update()` or raw SQL included;
 websockets read it again every few seconds (realtime.fanout). The cache's hit path in front of
 Django reads no database: Django vouches there for a user for ACTIVE_USER_SECONDS at most

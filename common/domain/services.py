@@ -11,13 +11,12 @@ compared with the row's representation under that same lock: a stale tag raises
 PreconditionFailed (412) before anything changes.
 """
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import User  # Django's own (AUTH_USER_MODEL is not swapped)
 from django.db import connection, transaction
-from django.db.models import F, QuerySet
+from django.db.models import F, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 from rest_framework.serializers import Serializer
@@ -25,9 +24,17 @@ from rest_framework.serializers import Serializer
 from common.api.conditional import require_current
 from common.api.serializers import CommentSerializer, ProjectSerializer, TaskSerializer
 from common.domain import effects
-from common.domain.access import Operation, Role, access_require, assignee_allowed
+from common.domain.access import (
+    Operation,
+    Role,
+    access_require,
+    assignee_allowed,
+    role_allows,
+    role_of,
+)
 from common.domain.events import EventType, publish
 from common.domain.models import Comment, Membership, Project, Task
+from common.domain.statements import compiled
 
 Actor = User | None
 # The tags of a write's If-Match (common.api.conditional), checked under the row lock; None: none.
@@ -104,7 +111,8 @@ def task_create(
     assignee: User | None = None,
 ) -> Task:
     _lock_projects(project.pk)
-    _require(actor, project.pk, Operation.WRITE_TASKS)
+    if actor is not None:
+        role_allows(role_of(user=actor, project_id=project.pk), Operation.WRITE_TASKS)
     _require_assignee(assignee, project.pk)
     task = Task(
         project=project,
@@ -124,11 +132,10 @@ def task_create(
 def task_update(*, actor: Actor, task: Task, if_match: Expected = None, **changes: Any) -> Task:
     """Apply `changes` to the task. A task moved to another project is announced there."""
     moved_to = changes.get("project")
-    task = _locked_task(task, *([moved_to.pk] if moved_to else []))
+    # A move needs the role in both projects.
+    task = _locked_task(task, *([moved_to.pk] if moved_to else []), actor=actor)
     project_before = task.project_id
     project_id = moved_to.pk if moved_to else project_before
-    for each in {project_before, project_id}:  # a move needs the role in both projects
-        _require(actor, each, Operation.WRITE_TASKS)
     _require_current_task(if_match, task)
     assignee = changes.get("assignee", task.assignee)
     if assignee != task.assignee or project_id != project_before:
@@ -146,8 +153,7 @@ def task_update(*, actor: Actor, task: Task, if_match: Expected = None, **change
 
 @transaction.atomic
 def task_delete(*, actor: Actor, task: Task, if_match: Expected = None) -> None:
-    task = _locked_task(task)
-    _require(actor, task.project_id, Operation.WRITE_TASKS)
+    task = _locked_task(task, actor=actor)
     _require_current_task(if_match, task)
     data = {"id": task.id, "project": task.project_id}
     task.delete()
@@ -173,8 +179,7 @@ def task_mark_reminded(*, task: Task, due_date: datetime, sent_at: datetime) -> 
 
 @transaction.atomic
 def comment_create(*, actor: Actor, task: Task, author: str, content: str) -> Comment:
-    task = _locked_task(task)
-    _require(actor, task.project_id, Operation.WRITE_TASKS)
+    task = _locked_task(task, actor=actor)
     comment = Comment.objects.create(task=task, author=author, content=content)
     Task.objects.filter(pk=task.pk).update(comment_count=F("comment_count") + 1)
     data = {**_representation(CommentSerializer, comment), "task_title": task.title}
@@ -216,15 +221,28 @@ def _locked_project(project_id: int) -> Project:
     return projects.select_related("owner").get(pk=project_id)
 
 
-def _locked_task(task: Task, *other_project_ids: int) -> Task:
-    """The task, re-read under its lock, after the locks of its project and `other_project_ids`."""
+def _locked_task(
+    task: Task, *other_project_ids: int, actor: Actor = None, operation=Operation.WRITE_TASKS
+) -> Task:
+    """The task, re-read under its lock, after the locks of its project and `other_project_ids`;
+    with an actor, only if their role allows `operation` in the task's project and the others.
+
+    The roles are read after the projects' locks are granted, in statements of their own (the
+    task's in the task's lock): a statement's snapshot is taken when it starts, so a role read
+    by the statement that waited for the lock could predate a removal that held it."""
     project_ids = sorted({task.project_id, *other_project_ids})
     _lock_projects(*project_ids)
-    locked = next(iter(Task.objects.raw(*_compiled(_task_lock, task.pk))), None)
+    user_id = actor.pk if actor is not None else None
+    locked = next(iter(Task.objects.raw(*compiled(_task_lock, task.pk, user_id))), None)
     if locked is None:
         raise Task.DoesNotExist(f"task {task.pk} is gone")
     if locked.project_id not in project_ids:  # moved since the caller read it: lock that one too
         _lock_projects(locked.project_id)
+        locked.caller_role = role_of(user=actor, project_id=locked.project_id)  # type: ignore[attr-defined]
+    if actor is not None:
+        role_allows(locked.caller_role, operation)  # type: ignore[attr-defined]
+        for project_id in set(other_project_ids) - {locked.project_id}:
+            role_allows(role_of(user=actor, project_id=project_id), operation)
     if locked.assignee_id == task.assignee_id and Task.assignee.is_cached(task):
         locked.assignee = task.assignee  # the same user: no query for the representation
     return locked
@@ -234,36 +252,23 @@ def _lock_projects(*project_ids: int) -> None:
     """Lock these projects' rows, in the order given (callers give id order: no deadlocks)."""
     with connection.cursor() as cursor:
         for project_id in project_ids:
-            cursor.execute(*_compiled(_project_lock, project_id))
+            cursor.execute(*compiled(_project_lock, project_id))
             if cursor.fetchone() is None:
                 raise Project.DoesNotExist(f"project {project_id} is gone")
 
 
-# The two locks of every task write, compiled from querysets once per database rather than on
-# every write (building their SQL cost more than running them). The task's assignee is not
-# joined: a PUT replaces it, and otherwise it loads when the representation needs it.
+# The locks of every task write (compiled once: common.domain.statements). The task's assignee
+# is not joined: a PUT replaces it, and otherwise it loads when the representation needs it.
 def _project_lock(project_id: int) -> QuerySet:
     projects = Project.objects.filter(pk=project_id).order_by()
     return projects.select_for_update(no_key=True).values_list("pk")
 
 
-def _task_lock(task_id: int) -> QuerySet:
-    return Task.objects.filter(pk=task_id).order_by().select_for_update(of=("self",))
-
-
-_sql: dict[tuple[str, Callable], str] = {}
-
-
-def _compiled(query: Callable[[int], QuerySet], value: int) -> tuple[str, list[int]]:
-    """`query(value)`'s SQL and parameters, the SQL compiled once per database."""
-    key = (connection.alias, query)
-    if key not in _sql:
-        marker = 987_654_321  # stands for the value while the SQL is compiled
-        sql, params = query(marker).query.sql_with_params()
-        if list(params) != [marker]:
-            raise ValueError(f"{query.__name__} must take exactly one parameter: {params}")
-        _sql[key] = sql
-    return _sql[key], [value]
+def _task_lock(task_id: int, user_id: int) -> QuerySet:
+    """The task under its lock, with the user's role in its project as `caller_role`."""
+    role = Membership.objects.filter(project_id=OuterRef("project_id"), user_id=user_id)
+    tasks = Task.objects.filter(pk=task_id).order_by().select_for_update(of=("self",))
+    return tasks.annotate(caller_role=Subquery(role.values("role")))
 
 
 def _publish_project(type: EventType, project: Project, actor: Actor) -> None:

@@ -11,19 +11,21 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-import redis
 from django.conf import settings
-from redis.exceptions import RedisError
 
 from common.domain.models import Event
+
+if TYPE_CHECKING:  # redis is imported by the first push, not at every function's start
+    import redis
 
 logger = logging.getLogger("common.domain.events")
 
 SEND_TIMEOUT_SECONDS = 2  # a slow Redis delays the write's answer by at most about this much
 PUBLISH_BATCH = 1000  # PUBLISHes per round trip
 
-_clients: dict[str, redis.Redis] = {}
+_clients: dict[str, "redis.Redis"] = {}
 _clients_lock = threading.Lock()
 _local_listeners: list[Callable[[int, str], None]] = []
 
@@ -48,9 +50,23 @@ def encode(envelope: dict) -> str:
 
 def push(events: Sequence[Event]) -> None:
     """Hand committed events to the realtime service; log (never raise) when it cannot be done."""
+    push_messages(messages(events))
+
+
+def messages(events: Sequence[Event]) -> list[tuple[int, str]]:
+    """(project id, text) of each event: what push_messages sends."""
     from common.domain.events import envelope
 
-    messages = [(event.project_id, encode(envelope(event))) for event in events]
+    return [(event.project_id, encode(envelope(event))) for event in events]
+
+
+def redis_messages(messages: Sequence[tuple[int, str]]) -> list[tuple[str, str]]:
+    """(channel, text) of each message, for a caller that PUBLISHes them on CHANNEL_REDIS_URL
+    itself (common.domain.effects, in the list cache's round trip when it is the same Redis)."""
+    return [(event_channel(project_id), text) for project_id, text in messages]
+
+
+def push_messages(messages: Sequence[tuple[int, str]]) -> None:
     if not messages:
         return
     if not settings.CHANNEL_REDIS_URL:
@@ -58,24 +74,28 @@ def push(events: Sequence[Event]) -> None:
             for project_id, text in messages:
                 listener(project_id, text)
         return
+    from redis.exceptions import RedisError
+
     try:
-        _publish(redis_client(settings.CHANNEL_REDIS_URL), messages)
+        _publish(redis_client(settings.CHANNEL_REDIS_URL), redis_messages(messages))
     except (RedisError, OSError) as exc:
-        logger.warning("%d event(s) not pushed live (they stay in the log): %s", len(events), exc)
+        logger.warning("%d event(s) not pushed live (they stay in the log): %s", len(messages), exc)
 
 
-def _publish(client: redis.Redis, messages: list[tuple[int, str]]) -> None:
+def _publish(client: "redis.Redis", messages: list[tuple[str, str]]) -> None:
     for start in range(0, len(messages), PUBLISH_BATCH):
         with client.pipeline(transaction=False) as pipeline:
-            for project_id, text in messages[start : start + PUBLISH_BATCH]:
-                pipeline.publish(event_channel(project_id), text)
+            for channel, text in messages[start : start + PUBLISH_BATCH]:
+                pipeline.publish(channel, text)
             pipeline.execute()
 
 
-def redis_client(url: str) -> redis.Redis:
+def redis_client(url: str) -> "redis.Redis":
     """This process's client of the Redis at `url` (thread-safe: redis-py pools connections)."""
     client = _clients.get(url)
     if client is None:
+        import redis
+
         with _clients_lock:
             client = _clients.setdefault(
                 url,

@@ -247,8 +247,8 @@ SIMPLE_JWT = {
     # Every token carries a digest of its user's password hash, checked wherever a token is
     # (REST, the cache's hit path, the websocket): a password change, however made, ends them all.
     "CHECK_REVOKE_TOKEN": True,
-    "TOKEN_OBTAIN_SERIALIZER": "common.api.authentication.TokenObtainPairSerializer",
-    "TOKEN_REFRESH_SERIALIZER": "common.api.authentication.TokenRefreshSerializer",
+    "TOKEN_OBTAIN_SERIALIZER": "common.api.tokens.TokenObtainPairSerializer",
+    "TOKEN_REFRESH_SERIALIZER": "common.api.tokens.TokenRefreshSerializer",
 }
 
 SPECTACULAR_SETTINGS = {

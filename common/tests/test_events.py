@@ -107,3 +107,41 @@ class RedisDownTests(APITest):
         self.assertEqual(response.status_code, 201)
         self.assertEqual(Event.objects.get().data, response.json())
         self.assertIn("not pushed live (they stay in the log)", logs.output[0])
+
+
+class OneRoundTripTests(TestCase):
+    """With the events' channels on the cache's Redis, the bumps and PUBLISHes leave together."""
+
+    def test_the_bump_and_the_publish_go_in_one_transaction_on_the_caches_client(self):
+        import json
+
+        import redis
+        from django.conf import settings
+
+        from common.infra import event_push
+        from common.infra.cache.invalidation import cache_redis_url
+        from common.infra.cache.versions import read_versions
+
+        self.assertEqual(cache_redis_url(), settings.CHANNEL_REDIS_URL)
+        project = ProjectFactory()
+        subscriber = redis.Redis.from_url(settings.CHANNEL_REDIS_URL)
+        pubsub = subscriber.pubsub()
+        pubsub.subscribe(event_push.event_channel(project.id))
+        event_push._clients.clear()  # a separate push would make a client again
+        before = read_versions([f"tasks:project:{project.id}"])[f"tasks:project:{project.id}"]
+
+        with self.captureOnCommitCallbacks(execute=True):
+            task = services.task_create(
+                actor=None, project=project, title="t", due_date=timezone.now()
+            )
+
+        message = None
+        while message is None or message["type"] != "message":
+            message = pubsub.get_message(timeout=2)
+            self.assertIsNotNone(message, "the event was not published")
+        pubsub.close()
+        subscriber.close()
+        self.assertEqual(json.loads(message["data"])["data"]["id"], task.id)
+        after = read_versions([f"tasks:project:{project.id}"])[f"tasks:project:{project.id}"]
+        self.assertNotEqual(after, before)
+        self.assertEqual(event_push._clients, {})  # nothing pushed apart from the bump

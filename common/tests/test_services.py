@@ -1,5 +1,6 @@
 """Services given stale copies, as views are when another write commits first."""
 
+import pytest
 from django.test import TestCase
 from django.utils import timezone
 from rest_framework.exceptions import NotFound
@@ -66,20 +67,48 @@ class StaleCopyTests(TestCase):
         )
 
 
-def test_the_compiled_locks_are_the_querysets_sql_with_the_value_as_their_one_parameter(db):
+def test_the_compiled_locks_are_the_querysets_sql_with_their_values_as_parameters(db):
     # services compiles its two locks once per database; this pins that Django still renders
-    # a pk filter as one parameter and the locks as FOR NO KEY UPDATE / FOR UPDATE OF the task.
+    # each value as one parameter and the locks as FOR NO KEY UPDATE / FOR UPDATE OF the task,
+    # the task's lock reading the user's role in the same statement.
     from django.db import transaction
 
-    from common.domain.services import _compiled, _project_lock, _task_lock
+    from common.domain.services import _project_lock, _task_lock
+    from common.domain.statements import compiled
 
     with transaction.atomic():
-        project_sql, project_params = _compiled(_project_lock, 5)
-        task_sql, task_params = _compiled(_task_lock, 7)
+        project_sql, project_params = compiled(_project_lock, 5)
+        task_sql, task_params = compiled(_task_lock, 7, 3)
 
-    assert (project_params, task_params) == ([5], [7])
+    assert (project_params, sorted(task_params)) == ([5], [3, 7])
     assert project_sql.endswith("FOR NO KEY UPDATE")
+    assert '"common_membership"' in task_sql
     assert task_sql.endswith('FOR UPDATE OF "common_task"')
+
+
+def test_a_write_reads_the_role_with_the_tasks_lock_and_refuses_a_removed_member(db):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from rest_framework.exceptions import NotFound, PermissionDenied
+
+    from common.domain.models import Membership
+    from common.tests.factories import MembershipFactory, UserFactory
+
+    task = TaskFactory()
+    member = MembershipFactory(project=task.project, user=UserFactory(), role="member").user
+    with CaptureQueriesContext(connection) as queries:
+        services.task_update(actor=member, task=task, title="by a member")
+    locks = [q["sql"] for q in queries if q["sql"].endswith('FOR UPDATE OF "common_task"')]
+    assert len(locks) == 1
+    assert '"common_membership"' in locks[0]
+    assert not any(q["sql"].startswith('SELECT "common_membership"') for q in queries)
+
+    Membership.objects.filter(user=member).update(role="viewer")
+    with pytest.raises(PermissionDenied):
+        services.task_update(actor=member, task=task, title="by a viewer")
+    Membership.objects.filter(user=member).delete()
+    with pytest.raises(NotFound):
+        services.task_delete(actor=member, task=task)
 
 
 def test_the_events_representation_is_the_serializers(db):

@@ -6,7 +6,7 @@ from rest_framework.response import Response
 from rest_framework_simplejwt import views as jwt_views
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 
-from common.api.authentication import LogoutSerializer
+from common.api.tokens import LogoutSerializer
 from functions.auth.serializers import MeSerializer
 
 

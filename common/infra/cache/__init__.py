@@ -9,7 +9,7 @@ seconds (common.infra.cache.store); a bump Redis did not take is remembered and 
 (common.infra.cache.versions).
 """
 
-from common.infra.cache.invalidation import cache_forget_user, cache_invalidate
+from common.infra.cache.invalidation import cache_forget_user, cache_invalidate, cache_redis_url
 from common.infra.cache.pages import CachedListMixin, cached_page
 from common.infra.cache.store import CacheDown
 from common.infra.cache.store import store as _store
@@ -28,5 +28,6 @@ __all__ = [
     "cache_forget_user",
     "cache_invalidate",
     "cache_ping",
+    "cache_redis_url",
     "cached_page",
 ]

@@ -15,19 +15,19 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
-from typing import Any, cast
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
-import redis
 from django.conf import settings
-from redis import asyncio as aioredis
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
-from redis.retry import Retry
+
+if TYPE_CHECKING:  # redis is imported by the first RedisStore, not at every function's start
+    from redis import asyncio as aioredis
 
 logger = logging.getLogger("common.infra.cache")
 
 SKIP_AFTER_ERROR_SECONDS = 5.0
+
+Messages = Sequence[tuple[str, str]]  # (pub/sub channel, text)
 
 
 class CacheDown(Exception):
@@ -62,9 +62,12 @@ class RedisStore(Breaker):
     def __init__(self, url: str, options: dict, prefix: str) -> None:
         self.url, self.options, self.prefix = url, options, prefix
         self.generation: str | None = None
+        import redis
+
+        self.errors = (redis.RedisError, OSError)  # what any command may raise: CacheDown
         # No retries behind our back: a frozen Redis costs one timeout, then the database answers.
         self.client = redis.Redis.from_url(
-            url, retry=Retry(NoBackoff(), 0), redis_connect_func=self._on_connect, **options
+            url, retry=_no_retry(), redis_connect_func=self._on_connect, **options
         )
         self._async_clients: dict[asyncio.AbstractEventLoop, aioredis.Redis] = {}
 
@@ -78,12 +81,14 @@ class RedisStore(Breaker):
         await connection.send_command("INFO", "server")
         self.generation = _run_id(await connection.read_response())
 
-    def _async_client(self) -> aioredis.Redis:
+    def _async_client(self) -> "aioredis.Redis":
         loop = asyncio.get_running_loop()
         if loop not in self._async_clients:
+            from redis import asyncio as aioredis
+
             self._async_clients[loop] = aioredis.Redis.from_url(
                 self.url,
-                retry=Retry(NoBackoff(), 0),
+                retry=_no_retry(),
                 redis_connect_func=self._on_connect_async,
                 **self.options,
             )
@@ -95,7 +100,7 @@ class RedisStore(Breaker):
                 self.client.ping()  # connects: the callback reads the generation
             generation = self.generation
             result = work(lambda name: f"{self.prefix}:{generation}:{name}")
-        except (RedisError, OSError) as exc:
+        except self.errors as exc:
             self.failed(exc)
             raise CacheDown from exc
         self._same_generation(generation)
@@ -129,14 +134,17 @@ class RedisStore(Breaker):
     def delete(self, name: str) -> None:
         self._run(lambda key: self.client.delete(key(name)))
 
-    def bump(self, names: Iterable[str], start: int) -> None:
-        """Each name up by one, atomically; one never set (or evicted) first starts at `start`."""
+    def bump(self, names: Iterable[str], start: int, publish: Messages = ()) -> None:
+        """Each name up by one, atomically; one never set (or evicted) first starts at `start`.
+        Then each (channel, text) of `publish` is PUBLISHed, in the same round trip."""
 
         def work(key):
             with self.client.pipeline(transaction=True) as pipeline:
                 for name in names:
                     pipeline.set(key(name), start, nx=True)
                     pipeline.incr(key(name))
+                for channel, text in publish:
+                    pipeline.publish(channel, text)
                 pipeline.execute()
 
         self._run(work)
@@ -152,7 +160,7 @@ class RedisStore(Breaker):
                 await client.ping()
             generation = self.generation
             found = await client.mget([f"{self.prefix}:{generation}:{name}" for name in names])
-        except (RedisError, OSError) as exc:
+        except self.errors as exc:
             self.failed(exc)
             raise CacheDown from exc
         self._same_generation(generation)
@@ -208,7 +216,9 @@ class MemoryStore(Breaker):
         with self._lock:
             self._values.pop(name, None)
 
-    def bump(self, names: Iterable[str], start: int) -> None:
+    def bump(self, names: Iterable[str], start: int, publish: Messages = ()) -> None:
+        if publish:
+            raise ValueError("the memory store has no channels to publish on")
         with self._lock:
             for name in names:
                 self._put(name, str(int(self._get(name) or start) + 1).encode(), None)
@@ -237,4 +247,13 @@ def _run_id(info: bytes) -> str:
     for line in info.decode().splitlines():
         if line.startswith("run_id:"):
             return line.removeprefix("run_id:").strip()
-    raise redis.exceptions.ResponseError("INFO server has no run_id")
+    from redis.exceptions import ResponseError
+
+    raise ResponseError("INFO server has no run_id")
+
+
+def _no_retry():
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return Retry(NoBackoff(), 0)

@@ -12,7 +12,7 @@ import logging
 import threading
 
 from common.infra.cache.keys import version_name
-from common.infra.cache.store import CacheDown, now_us, store
+from common.infra.cache.store import CacheDown, Messages, now_us, store
 
 logger = logging.getLogger("common.infra.cache")
 
@@ -86,16 +86,20 @@ def pending_bumps(target=None) -> PendingBumps:
         return _pending.setdefault(target, PendingBumps(target))
 
 
-def bump(names: tuple[str, ...]) -> None:
-    """Invalidate every page that depends on `names`, now."""
+def bump(names: tuple[str, ...], publish: Messages = ()) -> bool:
+    """Invalidate every page that depends on `names`, now; then PUBLISH `publish` on the same
+    Redis in the same round trip. False when Redis did not take them (the bump is retried, the
+    messages are not)."""
     names = tuple(dict.fromkeys(names))
     target, start = store(), now_us()
     try:
         if target.skipped():
             raise CacheDown
-        target.bump([version_name(name) for name in names], start)
+        target.bump([version_name(name) for name in names], start, publish)
     except CacheDown:
         pending_bumps(target).remember(names, start)
+        return False
+    return True
 
 
 def retry_pending() -> None:
