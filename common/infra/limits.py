@@ -19,11 +19,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import redis
 from django.conf import settings
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
-from redis.retry import Retry
 
 clock = time.time  # replaced by tests
 
@@ -78,6 +74,11 @@ class Place:
 
 class RedisLimits:
     def __init__(self, url: str, prefix: str) -> None:
+        import redis  # at first use, not at a function's start (bench cold_start)
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        self.errors = (redis.RedisError, OSError)
         self.prefix = prefix
         self.client = redis.Redis.from_url(
             url, socket_connect_timeout=0.5, socket_timeout=0.5, retry=Retry(NoBackoff(), 0)
@@ -95,7 +96,7 @@ class RedisLimits:
             args += [limit.limit, int(limit.window * 1000)]
         try:
             wait_ms = int(self._acquire(keys=keys, args=args))
-        except (RedisError, OSError) as exc:
+        except self.errors as exc:
             raise LimitsDown from exc
         return Place(keys, member, _seconds(wait_ms))
 
@@ -105,7 +106,7 @@ class RedisLimits:
                 for key in place.keys:
                     pipeline.zrem(key, place.member)
                 pipeline.execute()
-        except (RedisError, OSError) as exc:
+        except self.errors as exc:
             raise LimitsDown from exc
 
 
