@@ -196,8 +196,8 @@ def test_a_task_completed_or_re_dated_after_the_claim_is_not_reminded(ses):
     moved = due_in(3, assignee=UserFactory(email="moved@example.com"))
     claim = reminders._claim
 
-    def claim_then_change(run):
-        claimed = claim(run)
+    def claim_then_change(run, limit=None):
+        claimed = claim(run, limit)
         Task.objects.filter(pk=done.pk).update(status=Task.Status.COMPLETED)
         Task.objects.filter(pk=moved.pk).update(due_date=moved.due_date + timedelta(hours=2))
         return claimed
