@@ -8,7 +8,7 @@ GetSendQuota reports MaxSendRate = R; VerifyEmailIdentity is accepted. A message
 accepted when its token is taken, before the latency: a client killed while waiting for the
 answer has had its email sent, as with SES.
 
-`GET /stats`: {"accepted", "throttled", "other", "by_key": {"task:ID": count, ...}, "first",
+`GET /stats`: {"accepted", "throttled", "other", "quota_reads", "by_key": {"task:ID": count, ...}, "first",
 "last"} (the key from the body's "Task #ID" or "Project #ID"; first and last acceptance, seconds
 of time.monotonic() in the stub); `POST /reset` empties them.
 """
@@ -56,7 +56,7 @@ class _State:
 
     def reset(self) -> None:
         with self.lock:
-            self.accepted = self.throttled = self.other = 0
+            self.accepted = self.throttled = self.other = self.quota_reads = 0
             self.by_key: Counter[str] = Counter()
             self.first: float | None = None
             self.last: float | None = None
@@ -77,6 +77,7 @@ class _State:
                 "accepted": self.accepted,
                 "throttled": self.throttled,
                 "other": self.other,
+                "quota_reads": self.quota_reads,
                 "by_key": dict(self.by_key),
                 "first": self.first,
                 "last": self.last,
@@ -116,6 +117,8 @@ def _handler(state: _State) -> type[BaseHTTPRequestHandler]:
             if action in ("SendRawEmail", "SendEmail"):
                 self._send(action, form)
             elif action == "GetSendQuota":
+                with state.lock:
+                    state.quota_reads += 1
                 result = (
                     "<SentLast24Hours>0</SentLast24Hours><Max24HourSend>1000000</Max24HourSend>"
                     f"<MaxSendRate>{state.rate:g}</MaxSendRate>"
