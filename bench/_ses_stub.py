@@ -8,9 +8,9 @@ GetSendQuota reports MaxSendRate = R; VerifyEmailIdentity is accepted. A message
 accepted when its token is taken, before the latency: a client killed while waiting for the
 answer has had its email sent, as with SES.
 
-`GET /stats`: {"accepted", "throttled", "other", "quota_reads", "by_key": {"task:ID": count, ...}, "first",
-"last"} (the key from the body's "Task #ID" or "Project #ID"; first and last acceptance, seconds
-of time.monotonic() in the stub); `POST /reset` empties them.
+`GET /stats`: {"accepted", "throttled", "other", "quota_reads", "by_key": {"task:ID": count,
+...}, "first", "last"} (the key from the body's "Task #ID" or "Project #ID"; first and last
+acceptance, seconds of time.monotonic() in the stub); `POST /reset` empties them.
 """
 
 import argparse
@@ -88,7 +88,7 @@ def _handler(state: _State) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as botocore's pool expects
 
-        def log_message(self, format, *args) -> None:  # noqa: A002 (the base class's name)
+        def log_message(self, format, *args) -> None:
             pass
 
         def _answer(self, status: int, body: bytes, kind: str = "text/xml") -> None:

@@ -3,11 +3,12 @@
 Every attempt first takes its turn from the fleet's send rate (scheduled.send_rate), so the
 workers together keep to the SES account's rate. Transient SES errors are retried here, each of
 them meaning SES did not take the message: `Throttling` after the bucket's next slot (the shared
-bucket says when), 5xx and no connection with exponential backoff and full jitter. botocore retries nothing
-itself (SESBackend below), so no send is repeated behind this module's back. A send whose outcome
-is unknown (a read timeout, a connection closed mid-answer) is not retried here: it is raised as
-EmailUncertain, for the caller, who knows how often it has happened, to decide. A message that
-cannot be built (a malformed address) or that SES refuses for good is raised as EmailRejected.
+bucket says when), 5xx and no connection with exponential backoff and full jitter. botocore
+retries nothing itself (SESBackend below), so no send is repeated behind this module's back. A
+send whose outcome is unknown (a read timeout, a connection closed mid-answer) is not retried
+here: it is raised as EmailUncertain, for the caller, who knows how often it has happened, to
+decide. A message that cannot be built (a malformed address) or that SES refuses for good is
+raised as EmailRejected.
 """
 
 import logging

@@ -47,7 +47,8 @@ local tat = tonumber(redis.call('GET', KEYS[1]) or 0)
 if tat < now then tat = now end
 local at = tat - tolerance
 if at < now then at = now end
-redis.call('SET', KEYS[1], tostring(tat + interval), 'PX', math.ceil((tat + interval - now) / 1000) + 1000)
+local ttl = math.ceil((tat + interval - now) / 1000) + 1000
+redis.call('SET', KEYS[1], tostring(tat + interval), 'PX', ttl)
 return at - now
 """
 
@@ -153,8 +154,8 @@ def _account_rate() -> float | None:
         backend.open()
         quota = backend.connection.get_send_quota()
         rate = float(quota["MaxSendRate"])
-    except Exception as exc:  # noqa: BLE001 (any failure: the sandbox's rate until read)
-        logger.warning("send rate: GetSendQuota failed (%s); %s/s until it answers", exc, SANDBOX_RATE)
+    except Exception as exc:
+        logger.warning("send rate: GetSendQuota failed (%s); %s/s until read", exc, SANDBOX_RATE)
         return None
     finally:
         backend.close()
@@ -168,7 +169,7 @@ _shared_lock = threading.Lock()
 
 def send_rate() -> SendRate:
     """This process's limiter (made at its first send, so the quota is read once per start)."""
-    global _shared  # noqa: PLW0603 (one per process)
+    global _shared
     with _shared_lock:
         if _shared is None:
             configured = settings.SES_MAX_SEND_RATE
@@ -182,6 +183,6 @@ def send_rate() -> SendRate:
 
 def reset() -> None:
     """Forget this process's limiter (tests, and settings changed at run time)."""
-    global _shared  # noqa: PLW0603
+    global _shared
     with _shared_lock:
         _shared = None
