@@ -110,8 +110,8 @@ _STORE = """
 _COLUMNS = ("id", "project_id", "date", "generated_at", *COUNTS, "emailed_to", "email_status")
 
 
-def _store(now: datetime, date) -> int:
-    """Store and announce the day's reports not stored yet; return how many."""
+def _store_statement(now: datetime, date) -> tuple[dict, str]:
+    """_STORE's parameters and text for `now` and `date`."""
     adapt = connection.ops.adapt_datetimefield_value
     params = {
         "date": connection.ops.adapt_datefield_value(date),
@@ -125,6 +125,12 @@ def _store(now: datetime, date) -> int:
         "email_skipped": SummaryReport.EmailStatus.SKIPPED.value,
     }
     sql = _STORE.format(counts=", ".join(COUNTS), columns=", ".join(_COLUMNS), **_tables())
+    return params, sql
+
+
+def _store(now: datetime, date) -> int:
+    """Store and announce the day's reports not stored yet; return how many."""
+    params, sql = _store_statement(now, date)
     with transaction.atomic():
         # The inserted rows, as models; raw() would read from a read database if a router had one.
         stored = SummaryReport.objects.raw(sql, params, using=router.db_for_write(SummaryReport))
