@@ -50,7 +50,11 @@ def push(events: Sequence[Event]) -> None:
     """Hand committed events to the realtime service; log (never raise) when it cannot be done."""
     from common.events import envelope
 
-    messages = [(event.project_id, encode(envelope(event))) for event in events]
+    push_encoded([(event.project_id, encode(envelope(event))) for event in events])
+
+
+def push_encoded(messages: Sequence[tuple[int, str]]) -> None:
+    """push() for events already encoded: (project id, envelope text) each."""
     if not messages:
         return
     if not settings.CHANNEL_REDIS_URL:
@@ -59,9 +63,9 @@ def push(events: Sequence[Event]) -> None:
                 listener(project_id, text)
         return
     try:
-        _publish(redis_client(settings.CHANNEL_REDIS_URL), messages)
+        _publish(redis_client(settings.CHANNEL_REDIS_URL), list(messages))
     except (RedisError, OSError) as exc:
-        logger.warning("%d event(s) not pushed live (they stay in the log): %s", len(events), exc)
+        logger.warning("%d event(s) not pushed live (they stay in the log): %s", len(messages), exc)
 
 
 def _publish(client: redis.Redis, messages: list[tuple[int, str]]) -> None:

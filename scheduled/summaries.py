@@ -8,6 +8,7 @@ per project and date, and an email goes out only from `pending`, under the repor
 running the job twice for a date stores, announces and sends nothing twice.
 """
 
+import json
 import logging
 from collections import Counter
 from datetime import datetime, timedelta
@@ -18,9 +19,11 @@ from django.core.mail import get_connection
 from django.db import connection, router, transaction
 from django.utils import timezone
 
-from common.events import EventType, publish_many
-from common.models import Comment, Project, SummaryReport, Task
+from common import effects
+from common.events import EventType, cache_versions, publish_many
+from common.models import Comment, Event, Project, SummaryReport, Task
 from common.serializers import SummaryReportSerializer
+from common.timestamps import rfc3339_utc
 from scheduled.email import EmailRejected, EmailUnavailable, EmailUncertain, send_email
 
 logger = logging.getLogger(__name__)
@@ -128,8 +131,49 @@ def _store_statement(now: datetime, date) -> tuple[dict, str]:
     return params, sql
 
 
+# PostgreSQL: the reports, their projects' next seqs (locked in id order, as publish_many does)
+# and their events in one statement; each event's data is the report as SummaryReportSerializer
+# writes it (a test holds them equal), and its envelope's text comes back ready to push.
+_STORE_AND_LOG = """
+    WITH report AS ({store}),
+    seq AS (
+        UPDATE {projects} SET event_seq = event_seq + 1 WHERE id IN (
+            SELECT id FROM {projects} WHERE id IN (SELECT project_id FROM report)
+            ORDER BY id FOR NO KEY UPDATE
+        )
+        RETURNING id, event_seq
+    ),
+    item AS (
+        SELECT gen_random_uuid() AS event_id, report.project_id, seq.event_seq,
+            json_build_object(
+                'id', report.id, 'project', report.project_id,
+                'date', to_char(report.date, 'YYYY-MM-DD'),
+                'generated_at', to_char(report.generated_at AT TIME ZONE 'UTC',
+                                        'YYYY-MM-DD"T"HH24:MI:SS')
+                    || CASE WHEN extract(microseconds FROM report.generated_at)::bigint
+                                 %% 1000000 = 0 THEN ''
+                            ELSE to_char(report.generated_at AT TIME ZONE 'UTC', '.US') END
+                    || 'Z',
+                {counts_json},
+                'emailed_to', report.emailed_to, 'email_status', report.email_status
+            ) AS data
+        FROM report JOIN seq ON seq.id = report.project_id
+    ),
+    event AS (
+        INSERT INTO {events} (id, project_id, seq, type, occurred_at, actor, data)
+        SELECT event_id, project_id, event_seq, %(type)s, %(occurred_at)s, NULL, data::jsonb
+        FROM item
+    )
+    SELECT project_id, event_seq, event_id, data::text FROM item ORDER BY project_id
+"""
+_ENVELOPE = '{{"type":{type},"project":{project},"seq":{seq},"id":"{id}","occurred_at":{at},' \
+    '"actor":null,"data":{data}}}'  # fmt: skip
+
+
 def _store(now: datetime, date) -> int:
     """Store and announce the day's reports not stored yet; return how many."""
+    if connection.vendor == "postgresql":
+        return _store_and_log(now, date)
     params, sql = _store_statement(now, date)
     with transaction.atomic():
         # The inserted rows, as models; raw() would read from a read database if a router had one.
@@ -141,6 +185,35 @@ def _store(now: datetime, date) -> int:
     if not reports:
         logger.info("summaries for %s: all stored already", date)
     return len(reports)
+
+
+def _store_and_log(now: datetime, date) -> int:
+    """_store on PostgreSQL: one statement stores the reports and logs their events."""
+    params, store = _store_statement(now, date)
+    occurred = timezone.now()
+    params |= {"type": EventType.SUMMARY_GENERATED.value, "occurred_at": occurred}
+    counts_json = ", ".join(f"'{name}', report.{name}" for name in COUNTS)
+    sql = _STORE_AND_LOG.format(
+        store=store.strip(), counts_json=counts_json, events=_table(Event), **_tables()
+    )
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+        kind, at = json.dumps(EventType.SUMMARY_GENERATED.value), json.dumps(rfc3339_utc(occurred))
+        messages = [
+            (project_id, _ENVELOPE.format(type=kind, project=project_id, seq=seq, id=event_id,
+                                          at=at, data=data))
+            for project_id, seq, event_id, data in rows
+        ]  # fmt: skip
+        versions = cache_versions(EventType.SUMMARY_GENERATED, *(row[0] for row in rows))
+        effects.on_commit(versions=versions, messages=messages)
+    if not rows:
+        logger.info("summaries for %s: all stored already", date)
+    return len(rows)
+
+
+def _table(model) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
 
 
 def _tables() -> dict[str, str]:
