@@ -133,7 +133,8 @@ def _store_statement(now: datetime, date) -> tuple[dict, str]:
 
 # PostgreSQL: the reports, their projects' next seqs (locked in id order, as publish_many does)
 # and their events in one statement; each event's data is the report as SummaryReportSerializer
-# writes it (a test holds them equal), and its envelope's text comes back ready to push.
+# writes it (a test holds them equal; its date and generated_at are the run's, written once
+# here), and its envelope's text comes back ready to push.
 _STORE_AND_LOG = """
     WITH report AS ({store}),
     seq AS (
@@ -145,15 +146,9 @@ _STORE_AND_LOG = """
     ),
     item AS (
         SELECT gen_random_uuid() AS event_id, report.project_id, seq.event_seq,
-            json_build_object(
+            jsonb_build_object(
                 'id', report.id, 'project', report.project_id,
-                'date', to_char(report.date, 'YYYY-MM-DD'),
-                'generated_at', to_char(report.generated_at AT TIME ZONE 'UTC',
-                                        'YYYY-MM-DD"T"HH24:MI:SS')
-                    || CASE WHEN extract(microseconds FROM report.generated_at)::bigint
-                                 %% 1000000 = 0 THEN ''
-                            ELSE to_char(report.generated_at AT TIME ZONE 'UTC', '.US') END
-                    || 'Z',
+                'date', %(date_text)s, 'generated_at', %(generated_at_text)s,
                 {counts_json},
                 'emailed_to', report.emailed_to, 'email_status', report.email_status
             ) AS data
@@ -161,10 +156,10 @@ _STORE_AND_LOG = """
     ),
     event AS (
         INSERT INTO {events} (id, project_id, seq, type, occurred_at, actor, data)
-        SELECT event_id, project_id, event_seq, %(type)s, %(occurred_at)s, NULL, data::jsonb
+        SELECT event_id, project_id, event_seq, %(type)s, %(occurred_at)s, NULL, data
         FROM item
     )
-    SELECT project_id, event_seq, event_id, data::text FROM item ORDER BY project_id
+    SELECT project_id, event_seq, event_id, data::text FROM item
 """
 _ENVELOPE = '{{"type":{type},"project":{project},"seq":{seq},"id":"{id}","occurred_at":{at},' \
     '"actor":null,"data":{data}}}'  # fmt: skip
@@ -192,6 +187,7 @@ def _store_and_log(now: datetime, date) -> int:
     params, store = _store_statement(now, date)
     occurred = timezone.now()
     params |= {"type": EventType.SUMMARY_GENERATED.value, "occurred_at": occurred}
+    params |= {"date_text": date.isoformat(), "generated_at_text": rfc3339_utc(now)}
     counts_json = ", ".join(f"'{name}', report.{name}" for name in COUNTS)
     sql = _STORE_AND_LOG.format(
         store=store.strip(), counts_json=counts_json, events=_table(Event), **_tables()
