@@ -134,6 +134,7 @@ def one_run(
                 break
             time.sleep(0.25)
         wall = time.monotonic() - begun
+        cpu = sum(_procs.cpu_seconds(w.pid) for w in started if w.process.poll() is None)
     finally:
         for worker in started:
             if worker.process.poll() is None:
@@ -153,6 +154,9 @@ def one_run(
         if stats["accepted"] > 1
         else 0.0,
         "accepted": stats["accepted"],
+        # the surviving workers' CPU (user + system) per email they sent: what caps the rate
+        # on a machine with few cores
+        "worker_cpu_ms_per_email": 1000 * cpu / max(1, stats["accepted"] - (killed_at or 0)),
         "throttled_answers": stats["throttled"],
         "tasks_emailed": len(counts),
         "tasks_twice": sorted(int(k.split(":")[1]) for k, n in counts.items() if n == 2),

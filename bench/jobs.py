@@ -158,7 +158,7 @@ def print_pace(pace: dict, args: argparse.Namespace) -> None:
     )
     headers = ("workers", "wall s", "limit s", "ratio", "sustained /s", "x R", "goal", "met",
                "throttled answers", "throttled outcomes", "emailed", "twice",
-               "not sent")  # fmt: skip
+               "not sent", "worker CPU ms/email")  # fmt: skip
     rows = []
     most = max(args.workers)
     for run in pace["runs"]:
@@ -180,7 +180,7 @@ def print_pace(pace: dict, args: argparse.Namespace) -> None:
                      f"{run['wall_s'] / pace['limit_s']:.2f}", f"{rate:.1f}",
                      f"{rate / args.rate:.2f}", goal, verdict(met), run["throttled_answers"],
                      run["throttled_outcomes"], run["tasks_emailed"], len(run["tasks_twice"]),
-                     not_sent])  # fmt: skip
+                     not_sent, f"{run['worker_cpu_ms_per_email']:.1f}"])  # fmt: skip
     print_table(rows, headers)
     for name, lines in pace["problems"].items():
         if lines:

@@ -37,7 +37,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import get_connection
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -54,6 +54,8 @@ logger = logging.getLogger(__name__)
 LEASE = timedelta(minutes=10)  # longer than a job may run (CELERY_TASK_TIME_LIMIT)
 MAX_UNCERTAIN_SENDS = 2  # the email itself and its one possible duplicate
 CHUNK = 50  # reminders per send_reminders job: small, so the workers' shares even out
+RECORD_ATTEMPTS = 5  # an outcome SES gave whose commit failed (a lock timeout) is retried
+RECORD_BACKOFF_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -262,22 +264,50 @@ def _deliver(reminder_id: int, *, claim: Claim, resend: bool, email_backend) -> 
 
     `resend`: this send repeats an uncertain one and is already counted (_spend_resend).
     """
-    with transaction.atomic():
-        reminder = _locked(reminder_id, claim=claim)
-        if reminder is None:
-            return "taken"  # another run finished it, or took over our claim
-        task = reminder.task
-        if task.status == Task.Status.COMPLETED or task.due_date != reminder.due_date:
-            # Completed or re-dated since the claim: released, so it is claimed again only if
-            # the task is reopened with this due date (a new due date has a reminder of its own).
-            reminder.claimed_at = None
-            if resend:
-                reminder.uncertain_sends -= 1  # counted for a send that did not happen
-            reminder.save(update_fields=["claimed_at", "uncertain_sends"])
-            return "not_due"
-        outcome = _send(reminder, email_backend, resend=resend)
-        _record(reminder)
-    return outcome
+    sent: Reminder | None = None
+    try:
+        with transaction.atomic():
+            reminder = _locked(reminder_id, claim=claim)
+            if reminder is None:
+                return "taken"  # another run finished it, or took over our claim
+            task = reminder.task
+            if task.status == Task.Status.COMPLETED or task.due_date != reminder.due_date:
+                # Completed or re-dated since the claim: released, so it is claimed again only
+                # if the task is reopened with this due date (a new one has its own reminder).
+                reminder.claimed_at = None
+                if resend:
+                    reminder.uncertain_sends -= 1  # counted for a send that did not happen
+                reminder.save(update_fields=["claimed_at", "uncertain_sends"])
+                return "not_due"
+            outcome = _send(reminder, email_backend, resend=resend)
+            sent = reminder  # SES has answered: from here on its outcome must reach the record
+            _record(reminder)
+        return outcome
+    except DatabaseError as exc:  # a lock or statement timeout, the database gone
+        if sent is None:  # nothing went out: the claim stays, a later run takes it over
+            logger.warning("reminder %s not sent, the database failed: %s", reminder_id, exc)
+            return "db_error"
+        return _record_again(sent, claim=claim, outcome=outcome, error=exc)
+
+
+def _record_again(reminder: Reminder, *, claim: Claim, outcome: str, error: Exception) -> str:
+    """Record an outcome SES gave whose commit failed, in fresh transactions, a few times.
+
+    Still failing, the reminder keeps our claim: the run that takes it over after the lease
+    counts the send as uncertain (one duplicate at most)."""
+    for attempt in range(RECORD_ATTEMPTS):
+        logger.warning("reminder %s: recording its outcome failed, again: %s", reminder.id, error)
+        time.sleep(RECORD_BACKOFF_SECONDS * (attempt + 1))
+        try:
+            with transaction.atomic():
+                if _locked(reminder.id, claim=claim) is None:
+                    return "taken"
+                _record(reminder)
+            return outcome
+        except DatabaseError as exc:
+            error = exc
+    logger.error("reminder %s: outcome %s not recorded: %s", reminder.id, outcome, error)
+    return "db_error"
 
 
 def _locked(reminder_id: int, *, claim: Claim) -> Reminder | None:

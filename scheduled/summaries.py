@@ -4,10 +4,11 @@ One statement computes every project's counts and stores the day's reports (INSE
 on PostgreSQL the same statement takes their projects' next seqs and logs their
 `summary.generated` events, their data and envelopes built by the database (the rows never pass
 through models or serializers); elsewhere (SQLite) the events are logged by publish_many, in a
-number of queries that does not grow with the projects either. Emailing (the per-project work) goes out in chunks: on a
-Celery worker each chunk is a job of its own, so more workers finish sooner. Reports are unique
-per project and date, and an email goes out only from `pending`, under the report's row lock:
-running the job twice for a date stores, announces and sends nothing twice.
+number of queries that does not grow with the projects either. Emailing (the per-project work)
+goes out in chunks: on a Celery worker each chunk is a job of its own, so more workers finish
+sooner. Reports are unique per project and date, and an email goes out only from `pending`,
+under the report's row lock: running the job twice for a date stores, announces and sends
+nothing twice.
 """
 
 import json
