@@ -9,6 +9,7 @@ answers were `Throttling`; and in the database: every reminder `sent`. The kill 
 worker once KILL_AT of the emails are out and lets the others finish.
 """
 
+import json
 import os
 import signal
 import sys
@@ -168,7 +169,9 @@ def one_run(
 def run(session: _procs.Session, pace: Pace, worker_counts: list[int], kill_workers: int, reset):
     """Every worker count, then the kill run: {"runs": [...], "limit_s"}."""
     stub = _stub(session.servers, pace, session.env)
-    runs = [one_run(session, stub, pace, n, False, reset) for n in worker_counts]
-    if kill_workers:
-        runs.append(one_run(session, stub, pace, kill_workers, True, reset))
+    runs = []
+    for workers, kill in [(n, False) for n in worker_counts] + [(kill_workers, True)]:
+        if workers:
+            runs.append(one_run(session, stub, pace, workers, kill, reset))
+            print(json.dumps(runs[-1]), file=sys.stderr, flush=True)  # kept if a later run fails
     return {"runs": runs, "limit_s": pace.due / pace.rate}

@@ -110,3 +110,33 @@ def test_a_redelivered_chunk_counts_only_its_lowest_held_reminder_as_maybe_sent(
     assert reminders._take(ids, run=run, chunk=other) == []  # the run's claim is gone
     assert reminders._take(ids, run=run, chunk=redelivered) == [(ids[1], 1), (ids[2], 0)]
     assert len(tasks) == 3
+
+
+def test_a_chunk_the_database_failed_is_run_again_and_sends_its_reminders(ses):
+    from unittest import mock
+
+    from django.db import OperationalError
+
+    from scheduled.celery import run_job
+
+    tasks = due_tasks(3)
+    run = Claim("run", timezone.now())
+    ids = [reminder_id for reminder_id, _ in reminders._claim(run)]
+    take = reminders._take
+    failures = [OperationalError("couldn't get a connection after 3.00 sec")]
+
+    def no_connection_once(*args, **kwargs):
+        if failures:
+            raise failures.pop()
+        return take(*args, **kwargs)
+
+    kwargs = {"reminder_ids": ids, "run_id": run.run_id, "claimed_at": run.at.isoformat()}
+    with (
+        mock.patch("scheduled.reminders._take", side_effect=no_connection_once),
+        mock.patch("celery.app.task.Task.retry", wraps=run_job.retry) as retry,
+    ):
+        result = run_job.apply(args=["send_reminders"], kwargs=kwargs, task_id="chunk").get()
+
+    assert retry.call_count == 1
+    assert result == {"sent": 3}
+    assert len(ses.recipients()) == len(tasks)
