@@ -12,7 +12,9 @@ from pathlib import Path
 
 from scheduled.readiness import broker_readiness_register
 
-WORKER_COMMAND = ["celery", "-A", "scheduled.celery", "worker", "--loglevel", "INFO"]
+# Sends are I/O (SES answers in tens of ms): threads keep several in flight per process.
+WORKER_COMMAND = ["celery", "-A", "scheduled.celery", "worker", "--pool", "threads"]
+WORKER_COMMAND += ["--concurrency", "4", "--loglevel", "INFO"]
 BEAT_COMMAND = ["celery", "-A", "scheduled.celery", "beat", "--loglevel", "INFO"]
 
 

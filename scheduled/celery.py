@@ -7,6 +7,7 @@ entry runs the one task below, which runs a job by name.
 import os
 
 from celery import Celery
+from django.db import DatabaseError
 
 from scheduled.schedule import beat_schedule
 
@@ -19,7 +20,17 @@ app.conf.beat_schedule = beat_schedule()
 app.conf.beat_scheduler = "scheduled.beat:RetryingScheduler"
 
 
-@app.task(name="scheduled.run_job")
+# A job the database failed (no pooled connection in time, a lock or statement timeout) is run
+# again after a backoff, under the same task id: jobs are idempotent, and a reminder run or
+# chunk takes its own claim back at once instead of leaving it to the lease.
+@app.task(
+    name="scheduled.run_job",
+    autoretry_for=(DatabaseError,),
+    retry_backoff=2,
+    retry_backoff_max=60,
+    retry_jitter=True,
+    max_retries=5,
+)
 def run_job(name: str, **params) -> dict:
     """Run a job by name (a job, not a Task: the domain already has tasks)."""
     from scheduled.jobs import run_job as run

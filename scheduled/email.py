@@ -1,11 +1,14 @@
 """Sending one email through the configured backend (Amazon SES in production).
 
-Transient SES errors (throttling, 5xx, no connection) are retried here with exponential backoff
-and full jitter: each of them means SES did not take the message. botocore retries nothing
-itself (SESBackend below), so no send is repeated behind this module's back. A send whose outcome
-is unknown (a read timeout, a connection closed mid-answer) is not retried here: it is raised as
-EmailUncertain, for the caller, who knows how often it has happened, to decide. A message that
-cannot be built (a malformed address) or that SES refuses for good is raised as EmailRejected.
+Every attempt first takes its turn from the fleet's send rate (scheduled.send_rate), so the
+workers together keep to the SES account's rate. Transient SES errors are retried here, each of
+them meaning SES did not take the message: `Throttling` after the bucket's next slot (the shared
+bucket says when), 5xx and no connection with exponential backoff and full jitter. botocore
+retries nothing itself (SESBackend below), so no send is repeated behind this module's back. A
+send whose outcome is unknown (a read timeout, a connection closed mid-answer) is not retried
+here: it is raised as EmailUncertain, for the caller, who knows how often it has happened, to
+decide. A message that cannot be built (a malformed address) or that SES refuses for good is
+raised as EmailRejected.
 """
 
 import logging
@@ -19,15 +22,16 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from django.conf import settings
 from django.core.mail import EmailMessage
 
+from scheduled.send_rate import send_rate
+
 logger = logging.getLogger(__name__)
 
 ATTEMPTS = 4
 BACKOFF_SECONDS = 0.5
 BACKOFF_CAP_SECONDS = 8.0
+_THROTTLING_CODES = {"Throttling", "ThrottlingException", "TooManyRequestsException"}
 _TRANSIENT_CODES = {
-    "Throttling",
-    "ThrottlingException",
-    "TooManyRequestsException",
+    *_THROTTLING_CODES,
     "ServiceUnavailable",
     "InternalFailure",
     "RequestTimeout",
@@ -78,7 +82,9 @@ def send_email(*, to: str, subject: str, body: str, connection=None) -> str:
         message.message()  # built here, so a bad address fails before anything is sent
     except ValueError as exc:  # BadHeaderError among them
         raise EmailRejected(f"message could not be built: {exc}") from exc
+    limiter = send_rate()
     for attempt in range(ATTEMPTS):
+        limiter.take()  # this attempt's turn at the fleet's rate
         try:
             message.send()
             return message.extra_headers.get("message_id", "")
@@ -91,8 +97,8 @@ def send_email(*, to: str, subject: str, body: str, connection=None) -> str:
         except HTTPClientError as exc:  # sent, and then no (whole) answer
             raise EmailUncertain(str(exc)) from exc
         logger.warning("email to %s failed (attempt %d), retrying: %s", to, attempt + 1, error)
-        if attempt + 1 < ATTEMPTS:
-            time.sleep(_backoff(attempt))
+        if attempt + 1 < ATTEMPTS and not _is_throttling(error):
+            time.sleep(_backoff(attempt))  # throttled: the next take() waits for the bucket
     raise EmailUnavailable(str(error))
 
 
@@ -105,6 +111,12 @@ def _is_transient(exc: ClientError) -> bool:
     code = exc.response.get("Error", {}).get("Code", "")
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
     return code in _TRANSIENT_CODES or status >= 500
+
+
+def _is_throttling(exc: Exception) -> bool:
+    return isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code", "") in (
+        _THROTTLING_CODES
+    )
 
 
 def _describe(exc: ClientError) -> str:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from common.domain.events import event_prune
-from scheduled.reminders import send_due_reminders
+from scheduled.reminders import send_due_reminders, send_reminders
 from scheduled.summaries import email_summaries, generate_project_summaries
 
 logger = logging.getLogger(__name__)
@@ -21,6 +21,7 @@ def prune_events() -> dict[str, int]:
 
 JOBS: dict[str, Callable[..., dict[str, Any]]] = {
     "send_due_reminders": send_due_reminders,
+    "send_reminders": send_reminders,  # a chunk of send_due_reminders' claim
     "generate_project_summaries": generate_project_summaries,
     "email_summaries": email_summaries,  # a share of generate_project_summaries' emails
     "prune_events": prune_events,

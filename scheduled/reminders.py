@@ -9,8 +9,19 @@ between claim and send leaves a claim that a later run takes over once the lease
 A run stops sending well before Celery's time limit would interrupt a send, and releases what
 it has not sent to the next run.
 
-A claim names its run (a Celery task id, which a redelivered message keeps): a run redelivered
-after its worker died takes its own claim back at once instead of waiting for the lease.
+On a worker the claim fans out: the run (one set-based claim, as many reminders as the send
+rate lets go out before the next run) hands its reminders to `send_reminders` jobs of CHUNK,
+which every worker takes a share of, and all of them keep to one send rate
+(scheduled.send_rate). A chunk job first takes its reminders over from the run's claim, in one
+statement and under a claim of its own (its Celery task id, stamped now: its lease runs from
+its start), then sends them one by one in id order as a run does. Run by hand (manage.py,
+Lambda, the local run) the run sends its chunks itself.
+
+A claim names its holder (a Celery task id, which a redelivered message keeps): a run or chunk
+redelivered after its worker died takes its own claim back at once instead of waiting for the
+lease. Its reminders are sent in id order, each committed before the next, so of those it still
+holds only the lowest can have been in flight when it died: that one alone counts as an
+uncertain send.
 
 The one gap no database closes: SES accepting a message and the worker dying before that
 reminder's commit, or SES never answering. Such a send counts as uncertain; one more is made
@@ -26,7 +37,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import get_connection
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -35,16 +46,21 @@ from common.domain.reminders import WINDOW as WINDOW  # the bench reads it here
 from common.domain.reminders import assignee_is_member, reminder_due, reminder_recipient
 from common.domain.services import task_mark_reminded
 from scheduled.email import EmailRejected, EmailUnavailable, EmailUncertain, send_email
+from scheduled.schedule import SCHEDULE
+from scheduled.send_rate import send_rate
 
 logger = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=10)  # longer than a job may run (CELERY_TASK_TIME_LIMIT)
 MAX_UNCERTAIN_SENDS = 2  # the email itself and its one possible duplicate
+CHUNK = 50  # reminders per send_reminders job: small, so the workers' shares even out
+RECORD_ATTEMPTS = 5  # an outcome SES gave whose commit failed (a lock timeout) is retried
+RECORD_BACKOFF_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
 class Claim:
-    """Which run holds a reminder, and since when (the run's `now`)."""
+    """Which run (or chunk job) holds a reminder, and since when (its `now`)."""
 
     run_id: str
     at: datetime
@@ -54,11 +70,37 @@ def send_due_reminders(*, now: datetime | None = None, run_id: str = "") -> dict
     """Remind the assignee (else the project owner) of each task due soon; count outcomes.
 
     `run_id`: this run's id; by default the Celery task's (stable across a redelivery), else new.
+    On a worker the claimed reminders go out as `send_reminders` jobs (counted as "chunks");
+    otherwise this run sends them and counts their outcomes.
     """
     claim = Claim(run_id=run_id or _current_run_id(), at=now or timezone.now())
+    claimed = _claim(claim, limit=_claim_limit())
+    chunks = [claimed[i : i + CHUNK] for i in range(0, len(claimed), CHUNK)]
+    task = _worker_task()
+    if task is not None:
+        for chunk in chunks:
+            kwargs = {"reminder_ids": [reminder_id for reminder_id, _ in chunk]}
+            kwargs |= {"run_id": claim.run_id, "claimed_at": claim.at.isoformat()}
+            task.app.send_task("scheduled.run_job", args=["send_reminders"], kwargs=kwargs)
+        return {"claimed": len(claimed), "chunks": len(chunks)}
+    return {"claimed": len(claimed), **_deliver_all(claimed, claim)}
+
+
+def send_reminders(*, reminder_ids: list[int], run_id: str, claimed_at: str) -> dict[str, int]:
+    """A chunk job: take these reminders over from run `run_id`'s claim and send them."""
+    run = Claim(run_id=run_id, at=datetime.fromisoformat(claimed_at))
+    chunk = Claim(run_id=_current_run_id(), at=timezone.now())
+    taken = _take(reminder_ids, run=run, chunk=chunk)
+    outcomes = _deliver_all(taken, chunk)
+    if len(taken) < len(reminder_ids):
+        outcomes["taken"] = outcomes.get("taken", 0) + len(reminder_ids) - len(taken)
+    return outcomes
+
+
+def _deliver_all(claimed: list[tuple[int, int]], claim: Claim) -> dict[str, int]:
+    """Send each reminder of the claim in turn, in id order; count the outcomes."""
     # Half the soft time limit: a send that has started (retries, a slow SES) has time to end.
     deadline = time.monotonic() + settings.CELERY_TASK_SOFT_TIME_LIMIT / 2
-    claimed = _claim(claim)
     outcomes: Counter[str] = Counter()
     with get_connection() as email_backend:  # one SES client for the run, not one per email
         for index, (reminder_id, uncertain) in enumerate(claimed):
@@ -71,7 +113,26 @@ def send_due_reminders(*, now: datetime | None = None, run_id: str = "") -> dict
                 reminder_id, claim=claim, resend=bool(uncertain), email_backend=email_backend
             )
             outcomes[outcome] += 1
-    return {"claimed": len(claimed), **outcomes}
+    return dict(outcomes)
+
+
+def _worker_task():
+    """The Celery task this runs in on a worker (not eagerly, not by hand), else None."""
+    from celery import current_task
+
+    if current_task and current_task.request.id and not current_task.request.is_eager:
+        return current_task
+    return None
+
+
+def _claim_limit() -> int | None:
+    """As many reminders as the send rate lets go out before the next run (None: unpaced)."""
+    from scheduled.send_rate import _paced
+
+    if not _paced():
+        return None
+    period = SCHEDULE["send_due_reminders"]["schedule"].run_every.total_seconds()
+    return max(CHUNK, int(send_rate().rate() * period))
 
 
 def _current_run_id() -> str:
@@ -98,7 +159,7 @@ def _create_due(now: datetime) -> tuple[str, list]:
     return sql, [Reminder.Status.PENDING.value, _adapt(now), *due_params]
 
 
-def _claim_free(claim: Claim) -> tuple[str, list]:
+def _claim_free(claim: Claim, limit: int | None = None) -> tuple[str, list]:
     """Claim the pending reminders of tasks still due one that nobody holds (or we held).
 
     Taking over a claim nobody released (its worker died, maybe mid-send) counts as an
@@ -111,6 +172,8 @@ def _claim_free(claim: Claim) -> tuple[str, list]:
         status=Reminder.Status.PENDING,
         due_date=F("task__due_date"),  # a re-dated task's old reminder stays unclaimed
     ).values("id")
+    if limit is not None:  # the soonest due first
+        claimable = claimable.order_by("due_date", "id")[:limit]
     if connection.features.has_select_for_update_of:
         # Rows another run is claiming right now are skipped, not waited for (PostgreSQL).
         claimable = claimable.select_for_update(of=("self",), skip_locked=True)
@@ -132,15 +195,44 @@ def _adapt(moment: datetime):
     return connection.ops.adapt_datetimefield_value(moment)
 
 
-def _claim(claim: Claim) -> list[tuple[int, int]]:
-    """Create the reminders now due and claim those nobody else holds.
+def _claim(claim: Claim, limit: int | None = None) -> list[tuple[int, int]]:
+    """Create the reminders now due and claim those nobody else holds (at most `limit`).
 
     Returns (id, uncertain sends) of each, by id. Two statements, whatever the number of tasks:
     the rows never pass through Python. The run's own earlier claim is taken back, lease or not.
     """
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(*_create_due(claim.at))
-        cursor.execute(*_claim_free(claim))
+        cursor.execute(*_claim_free(claim, limit))
+        return sorted((row[0], row[1]) for row in cursor.fetchall())
+
+
+def _take(reminder_ids: list[int], *, run: Claim, chunk: Claim) -> list[tuple[int, int]]:
+    """Take over, in one statement, those of the reminders still pending under the run's claim,
+    or under this chunk's own (a redelivery: its worker died). Of those it held, the lowest id
+    was maybe in flight then, and counts as an uncertain send; the chunk sent the others in id
+    order, each committed, so they were not. Returns (id, uncertain sends), by id."""
+    if not reminder_ids:
+        return []
+    table = _table(Reminder)
+    ids = ", ".join(["%s"] * len(reminder_ids))
+    pending = Reminder.Status.PENDING.value
+    sql = f"""
+        UPDATE {table} SET claimed_at = %s, claimed_by = %s,
+            uncertain_sends = uncertain_sends + CASE
+                WHEN claimed_at IS NOT NULL AND claimed_by = %s AND id = (
+                    SELECT min(held.id) FROM {table} held
+                    WHERE held.id IN ({ids}) AND held.status = %s
+                        AND held.claimed_at IS NOT NULL AND held.claimed_by = %s
+                ) THEN 1 ELSE 0 END
+        WHERE id IN ({ids}) AND status = %s
+            AND ((claimed_by = %s AND claimed_at = %s) OR claimed_by = %s)
+        RETURNING id, uncertain_sends
+    """  # noqa: S608 (the text is the models' table names and placeholders)
+    params = [_adapt(chunk.at), chunk.run_id, chunk.run_id, *reminder_ids, pending, chunk.run_id]
+    params += [*reminder_ids, pending, run.run_id, _adapt(run.at), chunk.run_id]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql, params)
         return sorted((row[0], row[1]) for row in cursor.fetchall())
 
 
@@ -172,22 +264,50 @@ def _deliver(reminder_id: int, *, claim: Claim, resend: bool, email_backend) -> 
 
     `resend`: this send repeats an uncertain one and is already counted (_spend_resend).
     """
-    with transaction.atomic():
-        reminder = _locked(reminder_id, claim=claim)
-        if reminder is None:
-            return "taken"  # another run finished it, or took over our claim
-        task = reminder.task
-        if task.status == Task.Status.COMPLETED or task.due_date != reminder.due_date:
-            # Completed or re-dated since the claim: released, so it is claimed again only if
-            # the task is reopened with this due date (a new due date has a reminder of its own).
-            reminder.claimed_at = None
-            if resend:
-                reminder.uncertain_sends -= 1  # counted for a send that did not happen
-            reminder.save(update_fields=["claimed_at", "uncertain_sends"])
-            return "not_due"
-        outcome = _send(reminder, email_backend, resend=resend)
-        _record(reminder)
-    return outcome
+    sent: Reminder | None = None
+    try:
+        with transaction.atomic():
+            reminder = _locked(reminder_id, claim=claim)
+            if reminder is None:
+                return "taken"  # another run finished it, or took over our claim
+            task = reminder.task
+            if task.status == Task.Status.COMPLETED or task.due_date != reminder.due_date:
+                # Completed or re-dated since the claim: released, so it is claimed again only
+                # if the task is reopened with this due date (a new one has its own reminder).
+                reminder.claimed_at = None
+                if resend:
+                    reminder.uncertain_sends -= 1  # counted for a send that did not happen
+                reminder.save(update_fields=["claimed_at", "uncertain_sends"])
+                return "not_due"
+            outcome = _send(reminder, email_backend, resend=resend)
+            sent = reminder  # SES has answered: from here on its outcome must reach the record
+            _record(reminder)
+        return outcome
+    except DatabaseError as exc:  # a lock or statement timeout, the database gone
+        if sent is None:  # nothing went out: the claim stays, a later run takes it over
+            logger.warning("reminder %s not sent, the database failed: %s", reminder_id, exc)
+            return "db_error"
+        return _record_again(sent, claim=claim, outcome=outcome, error=exc)
+
+
+def _record_again(reminder: Reminder, *, claim: Claim, outcome: str, error: Exception) -> str:
+    """Record an outcome SES gave whose commit failed, in fresh transactions, a few times.
+
+    Still failing, the reminder keeps our claim: the run that takes it over after the lease
+    counts the send as uncertain (one duplicate at most)."""
+    for attempt in range(RECORD_ATTEMPTS):
+        logger.warning("reminder %s: recording its outcome failed, again: %s", reminder.id, error)
+        time.sleep(RECORD_BACKOFF_SECONDS * (attempt + 1))
+        try:
+            with transaction.atomic():
+                if _locked(reminder.id, claim=claim) is None:
+                    return "taken"
+                _record(reminder)
+            return outcome
+        except DatabaseError as exc:
+            error = exc
+    logger.error("reminder %s: outcome %s not recorded: %s", reminder.id, outcome, error)
+    return "db_error"
 
 
 def _locked(reminder_id: int, *, claim: Claim) -> Reminder | None:

@@ -1,13 +1,17 @@
 """generate_project_summaries: each project's report for the day, stored, announced, emailed.
 
 One statement computes every project's counts and stores the day's reports (INSERT ... SELECT);
-their `summary.generated` events are logged in the same transaction, in a number of queries
-that does not grow with the projects. Emailing (the per-project work) goes out in chunks: on a
-Celery worker each chunk is a job of its own, so more workers finish sooner. Reports are unique
-per project and date, and an email goes out only from `pending`, under the report's row lock:
-running the job twice for a date stores, announces and sends nothing twice.
+on PostgreSQL the same statement takes their projects' next seqs and logs their
+`summary.generated` events, their data and envelopes built by the database (the rows never pass
+through models or serializers); elsewhere (SQLite) the events are logged by publish_many, in a
+number of queries that does not grow with the projects either. Emailing (the per-project work)
+goes out in chunks: on a Celery worker each chunk is a job of its own, so more workers finish
+sooner. Reports are unique per project and date, and an email goes out only from `pending`,
+under the report's row lock: running the job twice for a date stores, announces and sends
+nothing twice.
 """
 
+import json
 import logging
 from collections import Counter
 from datetime import datetime, timedelta
@@ -19,8 +23,10 @@ from django.db import connection, router, transaction
 from django.utils import timezone
 
 from common.api.serializers import SummaryReportSerializer
-from common.domain.events import EventType, publish_many
-from common.domain.models import Comment, Project, SummaryReport, Task
+from common.api.timestamps import rfc3339_utc
+from common.domain import effects
+from common.domain.events import EventType, cache_versions, publish_many
+from common.domain.models import Comment, Event, Project, SummaryReport, Task
 from scheduled.email import EmailRejected, EmailUnavailable, EmailUncertain, send_email
 
 logger = logging.getLogger(__name__)
@@ -110,8 +116,8 @@ _STORE = """
 _COLUMNS = ("id", "project_id", "date", "generated_at", *COUNTS, "emailed_to", "email_status")
 
 
-def _store(now: datetime, date) -> int:
-    """Store and announce the day's reports not stored yet; return how many."""
+def _store_statement(now: datetime, date) -> tuple[dict, str]:
+    """_STORE's parameters and text for `now` and `date`."""
     adapt = connection.ops.adapt_datetimefield_value
     params = {
         "date": connection.ops.adapt_datefield_value(date),
@@ -125,6 +131,48 @@ def _store(now: datetime, date) -> int:
         "email_skipped": SummaryReport.EmailStatus.SKIPPED.value,
     }
     sql = _STORE.format(counts=", ".join(COUNTS), columns=", ".join(_COLUMNS), **_tables())
+    return params, sql
+
+
+# PostgreSQL: the reports, their projects' next seqs (locked in id order, as publish_many does)
+# and their events in one statement; each event's data is the report as SummaryReportSerializer
+# writes it (a test holds them equal; its date and generated_at are the run's, written once
+# here), and its envelope's text comes back ready to push.
+_STORE_AND_LOG = """
+    WITH report AS ({store}),
+    seq AS (
+        UPDATE {projects} SET event_seq = event_seq + 1 WHERE id IN (
+            SELECT id FROM {projects} WHERE id IN (SELECT project_id FROM report)
+            ORDER BY id FOR NO KEY UPDATE
+        )
+        RETURNING id, event_seq
+    ),
+    item AS (
+        SELECT gen_random_uuid() AS event_id, report.project_id, seq.event_seq,
+            jsonb_build_object(
+                'id', report.id, 'project', report.project_id,
+                'date', %(date_text)s, 'generated_at', %(generated_at_text)s,
+                {counts_json},
+                'emailed_to', report.emailed_to, 'email_status', report.email_status
+            ) AS data
+        FROM report JOIN seq ON seq.id = report.project_id
+    ),
+    event AS (
+        INSERT INTO {events} (id, project_id, seq, type, occurred_at, actor, data)
+        SELECT event_id, project_id, event_seq, %(type)s, %(occurred_at)s, NULL, data
+        FROM item
+    )
+    SELECT project_id, event_seq, event_id, data::text FROM item
+"""
+_ENVELOPE = '{{"type":{type},"project":{project},"seq":{seq},"id":"{id}","occurred_at":{at},' \
+    '"actor":null,"data":{data}}}'  # fmt: skip
+
+
+def _store(now: datetime, date) -> int:
+    """Store and announce the day's reports not stored yet; return how many."""
+    if connection.vendor == "postgresql":
+        return _store_and_log(now, date)
+    params, sql = _store_statement(now, date)
     with transaction.atomic():
         # The inserted rows, as models; raw() would read from a read database if a router had one.
         stored = SummaryReport.objects.raw(sql, params, using=router.db_for_write(SummaryReport))
@@ -135,6 +183,36 @@ def _store(now: datetime, date) -> int:
     if not reports:
         logger.info("summaries for %s: all stored already", date)
     return len(reports)
+
+
+def _store_and_log(now: datetime, date) -> int:
+    """_store on PostgreSQL: one statement stores the reports and logs their events."""
+    params, store = _store_statement(now, date)
+    occurred = timezone.now()
+    params |= {"type": EventType.SUMMARY_GENERATED.value, "occurred_at": occurred}
+    params |= {"date_text": date.isoformat(), "generated_at_text": rfc3339_utc(now)}
+    counts_json = ", ".join(f"'{name}', report.{name}" for name in COUNTS)
+    sql = _STORE_AND_LOG.format(
+        store=store.strip(), counts_json=counts_json, events=_table(Event), **_tables()
+    )
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+        kind, at = json.dumps(EventType.SUMMARY_GENERATED.value), json.dumps(rfc3339_utc(occurred))
+        messages = [
+            (project_id, _ENVELOPE.format(type=kind, project=project_id, seq=seq, id=event_id,
+                                          at=at, data=data))
+            for project_id, seq, event_id, data in rows
+        ]  # fmt: skip
+        versions = cache_versions(EventType.SUMMARY_GENERATED, *(row[0] for row in rows))
+        effects.on_commit(versions=versions, messages=messages)
+    if not rows:
+        logger.info("summaries for %s: all stored already", date)
+    return len(rows)
+
+
+def _table(model) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
 
 
 def _tables() -> dict[str, str]:

@@ -22,16 +22,25 @@ def on_commit(
     events: Sequence[Event] = (),
     versions: Iterable[str] = (),
     users_gone: Iterable[object] = (),
+    messages: Sequence[tuple[int, str]] = (),
 ) -> None:
     """After the current transaction commits: bump `versions`, forget `users_gone` on the
     cache's hit path, push `events` live. The cache goes first, so that a client acting on an
-    event reads the write."""
-    leave = partial(_leave, list(events), tuple(dict.fromkeys(versions)), list(users_gone))
+    event reads the write. `messages`: events logged by SQL of their own (the summaries'),
+    as (project id, envelope text), pushed with them."""
+    leave = partial(
+        _leave, list(events), tuple(dict.fromkeys(versions)), list(users_gone), list(messages)
+    )
     transaction.on_commit(leave, robust=True)
 
 
-def _leave(events: list[Event], versions: tuple[str, ...], users_gone: list[object]) -> None:
-    live = messages(events)
+def _leave(
+    events: list[Event],
+    versions: tuple[str, ...],
+    users_gone: list[object],
+    encoded: list[tuple[int, str]],
+) -> None:
+    live = [*messages(events), *encoded]
     # One round trip when the events' channels are on the cache's Redis: the bump, then the
     # PUBLISHes, in one transaction. Not when users go: the hit path forgets them before.
     carry = bool(live and versions and not users_gone)

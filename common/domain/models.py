@@ -64,6 +64,9 @@ class Task(models.Model):
         ordering = ["id"]
         indexes = [
             models.Index(fields=["due_date"], name="task_due_date_idx"),
+            # A project's page in id order: its rows, not a walk of the whole table's ids
+            # (bench jobs' list growth: page 1 of a project at 1M tasks, 35 ms -> 0.1 ms).
+            models.Index(fields=["project", "id"], name="task_project_id_idx"),
             # send_due_reminders' window: open tasks not yet reminded, by due date.
             models.Index(
                 fields=["due_date"],

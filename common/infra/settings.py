@@ -185,8 +185,10 @@ AWS_SES_REGION_NAME = os.environ.get("AWS_REGION", "us-east-1")
 AWS_SES_REGION_ENDPOINT = f"email.{AWS_SES_REGION_NAME}.amazonaws.com"
 if SES_ENDPOINT_URL:
     AWS_SES_REGION_ENDPOINT_URL = SES_ENDPOINT_URL
-if SES_ENDPOINT_URL or LOCAL_MODE:
-    AWS_SES_AUTO_THROTTLE = None  # moto has no send quota to pace against
+# django-ses's own pacing counts one process's sends only: scheduled.send_rate paces the fleet.
+AWS_SES_AUTO_THROTTLE = None
+# Sends per second of the whole fleet (scheduled.send_rate); 0: SES's MaxSendRate for the account.
+SES_MAX_SEND_RATE = float(os.environ.get("SES_MAX_SEND_RATE", "0"))
 # Explicit timeouts, so an SES that never answers cannot hold a job; scheduled.email.SESBackend
 # gives them to botocore with its retries off (botocore's resend after a read timeout is a
 # second email). Kept as numbers here: importing botocore would cost every function's start.

@@ -196,8 +196,8 @@ def test_a_task_completed_or_re_dated_after_the_claim_is_not_reminded(ses):
     moved = due_in(3, assignee=UserFactory(email="moved@example.com"))
     claim = reminders._claim
 
-    def claim_then_change(run):
-        claimed = claim(run)
+    def claim_then_change(run, limit=None):
+        claimed = claim(run, limit)
         Task.objects.filter(pk=done.pk).update(status=Task.Status.COMPLETED)
         Task.objects.filter(pk=moved.pk).update(due_date=moved.due_date + timedelta(hours=2))
         return claimed
@@ -315,3 +315,53 @@ def test_an_assignee_no_longer_a_member_is_not_reminded_the_owner_is(ses):
 
     assert send_due_reminders() == {"claimed": 1, "sent": 1}
     assert ses.recipients() == ["owner@example.com"]
+
+
+def test_a_sent_reminder_whose_commit_times_out_is_recorded_again_and_the_run_goes_on(ses):
+    from django.db import OperationalError
+
+    first, second = (due_in(1 + n, assignee=UserFactory(email=f"l{n}@example.com")) for n in (0, 1))
+    mark = services.task_mark_reminded
+    calls = []
+
+    def lock_timeout_once(**kwargs):
+        calls.append(kwargs["task"].id)
+        if len(calls) == 1:  # the project's lock not granted in time, after SES took the email
+            raise OperationalError("canceling statement due to lock timeout")
+        return mark(**kwargs)
+
+    with (
+        mock.patch("scheduled.reminders.task_mark_reminded", side_effect=lock_timeout_once),
+        mock.patch("scheduled.reminders.RECORD_BACKOFF_SECONDS", 0),
+    ):
+        result = send_due_reminders()
+
+    assert result == {"claimed": 2, "sent": 2}
+    assert ses.recipients() == ["l0@example.com", "l1@example.com"]  # each once
+    assert calls == [first.id, first.id, second.id]
+    assert set(Reminder.objects.values_list("status", flat=True)) == {"sent"}
+    assert not Task.objects.filter(reminder_sent_at=None).exists()
+
+
+def test_a_database_error_before_the_send_leaves_the_claim_and_the_run_goes_on(ses):
+    from django.db import OperationalError
+
+    due_in(1, assignee=UserFactory(email="a@example.com"))
+    due_in(2, assignee=UserFactory(email="b@example.com"))
+    locked = reminders._locked
+    calls = []
+
+    def lock_timeout_once(reminder_id, **kwargs):
+        calls.append(reminder_id)
+        if len(calls) == 1:
+            raise OperationalError("canceling statement due to lock timeout")
+        return locked(reminder_id, **kwargs)
+
+    claimed_at = timezone.now()
+    with mock.patch("scheduled.reminders._locked", side_effect=lock_timeout_once):
+        result = send_due_reminders(now=claimed_at)
+    later = send_due_reminders(now=claimed_at + reminders.LEASE + timedelta(minutes=1))
+
+    assert result == {"claimed": 2, "db_error": 1, "sent": 1}
+    assert later["claimed"] == 1
+    assert sorted(ses.recipients()) == ["a@example.com", "b@example.com"]

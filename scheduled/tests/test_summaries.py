@@ -1,5 +1,6 @@
 """generate_project_summaries against PostgreSQL, with SES mocked by moto."""
 
+import json
 import re
 import threading
 from datetime import timedelta
@@ -172,3 +173,19 @@ def test_a_summary_that_cannot_be_built_is_failed_with_its_error_not_shown_in_th
     assert report.email_status == "failed"
     assert "could not be built" in report.email_error
     assert "email_error" not in SummaryReportSerializer(report).data
+
+
+def test_each_stored_report_is_pushed_as_its_logged_events_envelope():
+    from unittest import mock
+
+    for _ in range(3):
+        TaskFactory(project=ProjectFactory(owner=UserFactory(email="o@example.com")))
+
+    with mock.patch("common.domain.effects.push_messages") as push:
+        generate_project_summaries()
+
+    [(messages,), _] = push.call_args
+    pushed = {project_id: json.loads(text) for project_id, text in messages}
+    logged = {e.project_id: envelope(e) for e in Event.objects.filter(type="summary.generated")}
+    assert pushed == logged
+    assert len(pushed) == 3
