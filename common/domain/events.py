@@ -13,17 +13,21 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
-from common.domain import effects
-from common.domain.models import Event, Project
+from common.domain import effects, webhooks
+from common.domain.models import Event, Project, WebhookDelivery
 
 logger = logging.getLogger(__name__)
 
-RETENTION = timedelta(days=7)
+
+def retention() -> timedelta:
+    """How long events are kept (EVENT_RETENTION_DAYS): resumes and the feed reach that far."""
+    return timedelta(days=settings.EVENT_RETENTION_DAYS)
 
 
 class EventType(StrEnum):
@@ -99,7 +103,10 @@ def publish(
         )
     projects = [project_id] if moved_from in (None, project_id) else [project_id, moved_from]
     versions = cache_versions(type, *projects)
-    effects.on_commit(events=[event], versions=versions, users_gone=readers_changed)
+    deliveries = webhooks.deliveries_log([event])  # the outbox, in the event's transaction
+    effects.on_commit(
+        events=[event], versions=versions, users_gone=readers_changed, deliveries=deliveries
+    )
     return event
 
 
@@ -120,7 +127,7 @@ def publish_many(
     else:
         events = _log_many(type, items, now, username)
     versions = cache_versions(type, *(event.project_id for event in events))
-    effects.on_commit(events=events, versions=versions)
+    effects.on_commit(events=events, versions=versions, deliveries=webhooks.deliveries_log(events))
     return events
 
 
@@ -186,7 +193,10 @@ def _log_many(type, items, now, actor) -> list[Event]:
 
 
 def envelope(event: Event) -> dict[str, Any]:
-    """The event as clients receive it (CONTRACT section 2)."""
+    """The event as clients receive it (CONTRACT section 2): the websocket, the activity feed
+    and webhooks alike, encoded by common.infra.event_push.encode. `data`'s keys are sorted, so
+    an event fresh from its write and the same event read back from the log (PostgreSQL's jsonb
+    keeps keys in an order of its own) encode to the same bytes."""
     return {
         "type": event.type,
         "project": event.project_id,
@@ -194,8 +204,16 @@ def envelope(event: Event) -> dict[str, Any]:
         "id": str(event.id),
         "occurred_at": event.occurred_at.isoformat().replace("+00:00", "Z"),
         "actor": event.actor,
-        "data": event.data,
+        "data": _sorted(event.data),
     }
+
+
+def _sorted(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _sorted(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted(item) for item in value]
+    return value
 
 
 def event_list_after(*, project_id: int, seq: int, limit: int = 500) -> list[Event]:
@@ -203,10 +221,21 @@ def event_list_after(*, project_id: int, seq: int, limit: int = 500) -> list[Eve
     return list(Event.objects.filter(project_id=project_id, seq__gt=seq).order_by("seq")[:limit])
 
 
+def event_oldest_kept(*, project_id: int) -> int:
+    """The oldest seq of the project still in the log (its next seq when none is)."""
+    oldest = Event.objects.filter(project_id=project_id).order_by("seq").values("seq").first()
+    if oldest is not None:
+        return oldest["seq"]
+    latest = Project.objects.filter(pk=project_id).values_list("event_seq", flat=True).first()
+    return (latest or 0) + 1
+
+
 def event_prune(*, now: datetime | None = None) -> int:
-    """Delete events older than the retention period; return how many went."""
-    cutoff = (now or timezone.now()) - RETENTION
+    """Delete events older than the retention period, and the webhook delivery attempts of that
+    age with them; return how many events went."""
+    cutoff = (now or timezone.now()) - retention()
     deleted, _ = Event.objects.filter(occurred_at__lt=cutoff).delete()
+    WebhookDelivery.objects.filter(created_at__lt=cutoff).exclude(status="pending").delete()
     return deleted
 
 
