@@ -49,6 +49,8 @@ COUNTDOWN_MAX = 60.0  # sooner retries wait in the broker, later ones in the tab
 RESPONSE_READ_MAX = 64 * 1024  # of a receiver's answer, read (for keep-alive) and dropped
 JITTER = 0.2  # each retry delay is drawn from +-20% of the schedule's
 USER_AGENT = "Taskwire-Webhooks/1.0"
+SEND_TIMEOUT_SECONDS = 5  # waiting for a free producer of the pool
+RETRY_ONCE = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 
 Status = WebhookDelivery.Status
 
@@ -58,16 +60,31 @@ Status = WebhookDelivery.Status
 
 def deliveries_queue(ids: list[int], *, countdown: float | None = None) -> int:
     """Send the deliveries to the workers; those that could not be sent are marked unqueued,
-    for the relay. Never raises (it runs after a commit). Returns how many were sent."""
+    for the relay. Never raises (it runs after a commit). Returns how many were sent.
+
+    The producers are kombu's pool for the broker settings name (reconnecting once, at once,
+    when a pooled connection has gone stale): a write waits at most about one connection
+    timeout for a broker that is down.
+    """
+    from kombu import pools
+
     from scheduled.celery import app
 
     sent: list[int] = []
+    queue = settings.CELERY_TASK_DEFAULT_QUEUE
     try:
-        with app.producer_or_acquire() as producer:
+        broker = app.connection_for_write(settings.CELERY_BROKER_URL)
+        with pools.producers[broker].acquire(block=True, timeout=SEND_TIMEOUT_SECONDS) as producer:
             for start in range(0, len(ids), BATCH):
                 batch = ids[start : start + BATCH]
                 app.send_task(
-                    TASK, args=[batch], producer=producer, retry=False, countdown=countdown
+                    TASK,
+                    args=[batch],
+                    queue=queue,
+                    producer=producer,
+                    countdown=countdown,
+                    retry=True,
+                    retry_policy=RETRY_ONCE,
                 )
                 sent += batch
     except Exception as exc:  # kombu's and the socket's errors alike: the relay's
@@ -200,6 +217,7 @@ class _Sender:
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
         self.clients: dict[tuple, httpx.AsyncClient] = {}
+        self.tls = httpx.create_ssl_context()  # loading the CA bundle once, not per client
 
     def send_all(self, attempts: list[Attempt]) -> list[Outcome]:
         if not attempts:
@@ -271,6 +289,7 @@ class _Sender:
         if client is None:
             client = self.clients[key] = httpx.AsyncClient(
                 timeout=settings.WEBHOOK_TIMEOUT_SECONDS,
+                verify=self.tls,
                 follow_redirects=False,
                 trust_env=False,  # no proxy from the environment: the checked address or none
             )

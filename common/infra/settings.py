@@ -270,6 +270,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.request": {"level": "ERROR"},
+        # httpx logs each request's URL: a webhook's URL may carry its receiver's token.
+        "httpx": {"level": "WARNING"},
         "uvicorn.error": {"filters": ["redact_websocket_query"]},
         # Configured here, it loses uvicorn's own handler: it gets ours, and stays out of root's.
         "uvicorn.access": {
