@@ -39,6 +39,11 @@ ALL_EVENTS = "*"
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# Not public, though some Python versions' `is_global` says otherwise (IANA's special-purpose
+# registries): IETF protocol assignments, and IPv6 site-local.
+_SPECIAL = tuple(
+    ipaddress.ip_network(net) for net in ("192.0.0.0/24", "2001::/23", "fec0::/10", "100::/64")
+)
 
 
 class AddressRefused(ValueError):
@@ -74,8 +79,9 @@ def address_refusal(ip: IPAddress) -> str | None:
         ("link-local", ip.is_link_local),
         ("multicast", ip.is_multicast),
         ("unspecified", ip.is_unspecified),
-        ("private", ip.is_private),
         ("reserved", ip.is_reserved),
+        ("private", ip.is_private),
+        ("special-purpose", any(ip in net for net in _SPECIAL if net.version == ip.version)),
         ("not public", not ip.is_global),
     ):
         if refused:
