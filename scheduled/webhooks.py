@@ -26,10 +26,11 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -143,16 +144,41 @@ class Outcome:
         return self.response_status is not None and 200 <= self.response_status < 300
 
 
-def deliver(ids: list[int], *, claim: str) -> dict[str, int]:
-    """Claim the pending attempts among `ids`, make them, record what happened."""
+# PostgreSQL: the claim in one statement (a claim another worker holds is left alone).
+_CLAIM = """
+    UPDATE common_webhookdelivery SET claimed_at = %(now)s, claimed_by = %(claim)s
+    WHERE id = ANY(%(ids)s) AND status = 'pending'
+      AND (claimed_at IS NULL OR claimed_at < %(lapsed)s OR claimed_by = %(claim)s)
+    RETURNING id, webhook_id, event_id, attempt
+"""
+
+
+def _claim(ids: list[int], claim: str) -> list[WebhookDelivery]:
     now = timezone.now()
+    if connection.vendor == "postgresql":
+        params = {"now": now, "claim": claim, "ids": list(ids), "lapsed": now - LEASE}
+        with connection.cursor() as cursor:
+            cursor.execute(_CLAIM, params)
+            rows = cursor.fetchall()
+        return [
+            WebhookDelivery(
+                pk=pk, webhook_id=hook, event_id=event, attempt=attempt, status=Status.PENDING
+            )
+            for pk, hook, event, attempt in rows
+        ]
     free = Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - LEASE) | Q(claimed_by=claim)
     with transaction.atomic():
         pending = WebhookDelivery.objects.filter(pk__in=ids, status=Status.PENDING).filter(free)
-        claimed = list(pending.select_for_update(skip_locked=True, of=("self",)))
+        claimed = list(pending.select_for_update())
         WebhookDelivery.objects.filter(pk__in=[d.pk for d in claimed]).update(
             claimed_at=now, claimed_by=claim
         )
+    return claimed
+
+
+def deliver(ids: list[int], *, claim: str) -> dict[str, int]:
+    """Claim the pending attempts among `ids`, make them, record what happened."""
+    claimed = _claim(ids, claim)
     if not claimed:
         return {"claimed": 0}
     hooks = Webhook.objects.in_bulk({d.webhook_id for d in claimed})
@@ -177,14 +203,20 @@ def deliver(ids: list[int], *, claim: str) -> dict[str, int]:
 def _record(outcomes: list[Outcome], hooks: dict[int, Webhook]) -> None:
     schedule = settings.WEBHOOK_RETRY_SCHEDULE
     now = timezone.now()
+    for outcome in outcomes:
+        delivery = outcome.delivery
+        delivery.status = Status.SUCCEEDED if outcome.succeeded else Status.FAILED
+        delivery.response_status = outcome.response_status
+        delivery.duration_ms = outcome.duration_ms
+        delivery.error = outcome.error[:2000]
+    fields = ["status", "response_status", "duration_ms", "error"]
+    if all(outcome.succeeded for outcome in outcomes):  # the usual case: one statement
+        WebhookDelivery.objects.bulk_update([outcome.delivery for outcome in outcomes], fields)
+        return
     with transaction.atomic():
+        WebhookDelivery.objects.bulk_update([outcome.delivery for outcome in outcomes], fields)
         for outcome in outcomes:
             delivery = outcome.delivery
-            delivery.status = Status.SUCCEEDED if outcome.succeeded else Status.FAILED
-            delivery.response_status = outcome.response_status
-            delivery.duration_ms = outcome.duration_ms
-            delivery.error = outcome.error[:2000]
-            delivery.save(update_fields=["status", "response_status", "duration_ms", "error"])
             hook = hooks[delivery.webhook_id]
             if outcome.gone:
                 reason = "The receiver answered 410 Gone."
@@ -233,7 +265,10 @@ class _Sender:
         started = time.monotonic()
         try:
             async with asyncio.timeout(timeout):
-                target = await asyncio.to_thread(webhooks.address_check, attempt.url)
+                if webhooks.is_literal(urlsplit(attempt.url).hostname or ""):
+                    target = webhooks.address_check(attempt.url)  # no look-up to wait for
+                else:  # the look-up on a thread: a resolver that hangs costs the timeout only
+                    target = await asyncio.to_thread(webhooks.address_check, attempt.url)
                 outcome.response_status = await self._post(target, attempt)
         except webhooks.AddressRefused as exc:
             outcome.error = str(exc)

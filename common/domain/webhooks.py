@@ -89,8 +89,19 @@ def address_refusal(ip: IPAddress) -> str | None:
     return None
 
 
+def is_literal(host: str) -> bool:
+    """Whether `host` is an address already, which needs no look-up."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def resolve(host: str, port: int) -> list[IPAddress]:
     """Every address `host` resolves to (the one look-up of a check; tests may replace it)."""
+    if is_literal(host):
+        return [ipaddress.ip_address(host)]
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return list(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in infos))
 
