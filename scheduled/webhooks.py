@@ -156,7 +156,12 @@ _CLAIM = """
 def _claim(ids: list[int], claim: str) -> list[WebhookDelivery]:
     now = timezone.now()
     if connection.vendor == "postgresql":
-        params = {"now": now, "claim": claim, "ids": list(ids), "lapsed": now - LEASE}
+        params: dict[str, Any] = {
+            "now": now,
+            "claim": claim,
+            "ids": list(ids),
+            "lapsed": now - LEASE,
+        }
         with connection.cursor() as cursor:
             cursor.execute(_CLAIM, params)
             rows = cursor.fetchall()
