@@ -52,7 +52,10 @@ class WebhookSerializer(ModelSerializer):
     """A webhook: `{"id", "url", "events", "active", "created_at"}`, never its secret."""
 
     events = serializers.ListField(
-        child=serializers.CharField(max_length=32), default=["*"], max_length=len(EventType) + 1
+        child=serializers.CharField(max_length=32),
+        default=["*"],
+        allow_empty=False,  # nothing at all: turn it off (`active`) or delete it instead
+        max_length=len(EventType) + 1,
     )
     url = serializers.URLField(max_length=2048)
 
