@@ -16,7 +16,6 @@ import base64
 import hashlib
 import hmac
 import ipaddress
-import json
 import secrets
 import socket
 from collections.abc import Sequence
@@ -25,7 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
@@ -246,21 +245,10 @@ def delivery_redeliver(*, actor: Any, delivery: WebhookDelivery) -> WebhookDeliv
 
 # The outbox -------------------------------------------------------------------------------------
 
-# Every event of the batch, against every active webhook of its project that asks for it.
-_LOG_DELIVERIES = """
-    INSERT INTO common_webhookdelivery
-        (webhook_id, event_id, attempt, status, error, created_at, due_at, queued_at, claimed_by)
-    SELECT webhook.id, event.id, 1, 'pending', '', %(now)s, %(now)s, %(now)s, ''
-    FROM jsonb_to_recordset(%(events)s::jsonb) AS event(id uuid, project bigint, type text)
-    JOIN common_webhook AS webhook ON webhook.project_id = event.project
-    WHERE webhook.active
-      AND (webhook.events @> '["*"]'::jsonb OR webhook.events @> jsonb_build_array(event.type))
-    RETURNING id
-"""
-
 
 def deliveries_log(events: Sequence[Event]) -> list[int]:
-    """Make the pending deliveries of `events` in the current transaction; their ids.
+    """Make the pending deliveries of `events` in the current transaction; their ids. (On
+    PostgreSQL common.domain.events logs them in the events' own statement, the same way.)
 
     They are marked queued, as the after-commit step will queue them; when it cannot, it marks
     them unqueued again, for the relay (and if the process dies in between, the relay takes
@@ -268,11 +256,6 @@ def deliveries_log(events: Sequence[Event]) -> list[int]:
     if not events:
         return []
     now = timezone.now()
-    if connection.vendor == "postgresql":
-        batch = [{"id": str(e.id), "project": e.project_id, "type": str(e.type)} for e in events]
-        with connection.cursor() as cursor:
-            cursor.execute(_LOG_DELIVERIES, {"events": json.dumps(batch), "now": now})
-            return [row[0] for row in cursor.fetchall()]
     hooks = Webhook.objects.filter(project_id__in={e.project_id for e in events}, active=True)
     by_project: dict[int, list[Webhook]] = {}
     for hook in hooks.only("id", "project_id", "events"):
