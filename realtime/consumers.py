@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from common.domain.events import envelope, event_list_after
 from common.domain.models import Event, Membership, Project
+from common.infra.event_push import encode
 from realtime.auth import accepted_subprotocol, authenticate
 from realtime.fanout import hub
 from realtime.socket_quota import MAX_PER_USER, socket_quota
@@ -202,7 +203,7 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
 
     async def _deliver(self, event: dict) -> None:
         self.last_seq[event["project"]] = event["seq"]
-        await self.send_json(event)
+        await self.send(text_data=encode(event))  # the same text as a live event's
 
     async def _close_at(self, expires_at: datetime) -> None:
         await asyncio.sleep(max(0.0, (expires_at - datetime.now(UTC)).total_seconds()))

@@ -1,7 +1,8 @@
 """The Celery app: `celery -A scheduled.celery worker` and `celery -A scheduled.celery beat`.
 
 Settings come from Django's (the CELERY_ ones); Beat reads scheduled.schedule; every scheduled
-entry runs the one task below, which runs a job by name.
+entry runs the one task below, which runs a job by name. Webhook deliveries have a task of their
+own, queued after each write's commit (scheduled.webhooks).
 """
 
 import os
@@ -36,3 +37,12 @@ def run_job(name: str, **params) -> dict:
     from scheduled.jobs import run_job as run
 
     return run(name, **params)
+
+
+@app.task(name="scheduled.deliver_webhooks", bind=True)
+def deliver_webhooks(self, delivery_ids: list[int]) -> dict:
+    """Make the webhook delivery attempts `delivery_ids` (scheduled.webhooks). The claim is this
+    task's id, the same when a dead worker's message is redelivered."""
+    from scheduled.webhooks import deliver
+
+    return deliver(delivery_ids, claim=self.request.id or "")

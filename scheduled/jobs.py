@@ -11,6 +11,7 @@ from typing import Any
 from common.domain.events import event_prune
 from scheduled.reminders import send_due_reminders, send_reminders
 from scheduled.summaries import email_summaries, generate_project_summaries
+from scheduled.webhooks import relay
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +26,7 @@ JOBS: dict[str, Callable[..., dict[str, Any]]] = {
     "generate_project_summaries": generate_project_summaries,
     "email_summaries": email_summaries,  # a share of generate_project_summaries' emails
     "prune_events": prune_events,
+    "relay_webhooks": relay,  # webhook deliveries that never reached a worker
 }
 
 

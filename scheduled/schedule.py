@@ -10,6 +10,7 @@ SCHEDULE = {
     # 08:00 in TIME_ZONE (CELERY_TIMEZONE)
     "generate_project_summaries": {"schedule": crontab(hour=8, minute=0), "expires": 60 * 60},
     "prune_events": {"schedule": crontab(hour=3, minute=30), "expires": 60 * 60},
+    "relay_webhooks": {"schedule": schedule(timedelta(seconds=10)), "expires": 9},
 }
 
 

@@ -25,12 +25,13 @@ RANKS = {Role.VIEWER: 0, Role.MEMBER: 1, Role.ADMIN: 2, Role.OWNER: 3}
 
 
 class Operation(StrEnum):
-    READ = "read"  # the project, its tasks, comments, summaries, members
+    READ = "read"  # the project, its tasks, comments, summaries, members, activity
     WRITE_TASKS = "write_tasks"  # create, update, delete tasks; comment
     UPDATE_PROJECT = "update_project"
     MANAGE_MEMBERS = "manage_members"  # add and change members (which roles: `may_grant`)
     REMOVE_MEMBER = "remove_member"  # yourself, or whom you may grant (decided by the service)
     DELETE_PROJECT = "delete_project"
+    MANAGE_WEBHOOKS = "manage_webhooks"  # every webhook path, reads included
 
 
 LEAST_ROLE = {
@@ -40,6 +41,7 @@ LEAST_ROLE = {
     Operation.MANAGE_MEMBERS: Role.ADMIN,
     Operation.REMOVE_MEMBER: Role.VIEWER,
     Operation.DELETE_PROJECT: Role.OWNER,
+    Operation.MANAGE_WEBHOOKS: Role.ADMIN,
 }
 
 # The operations a viewer may ask for and still be refused, by role or by the membership rules.

@@ -13,17 +13,21 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
-from common.domain import effects
-from common.domain.models import Event, Project
+from common.domain import effects, webhooks
+from common.domain.models import Event, Project, WebhookDelivery
 
 logger = logging.getLogger(__name__)
 
-RETENTION = timedelta(days=7)
+
+def retention() -> timedelta:
+    """How long events are kept (EVENT_RETENTION_DAYS): resumes and the feed reach that far."""
+    return timedelta(days=settings.EVENT_RETENTION_DAYS)
 
 
 class EventType(StrEnum):
@@ -83,8 +87,8 @@ def publish(
     if not connection.in_atomic_block:
         raise RuntimeError("publish() must run inside the write's transaction")
     now, username = timezone.now(), actor.get_username() if actor else None
-    if connection.vendor == "postgresql":  # the seq and the row in one statement
-        logged = _log_many_in_one_statement(type, [(project_id, data)], now, username)
+    if connection.vendor == "postgresql":  # the seq, the row and its outbox in one statement
+        logged, deliveries = _log_many_in_one_statement(type, [(project_id, data)], now, username)
         if not logged:
             raise Project.DoesNotExist(f"project {project_id} is gone")
         [event] = logged
@@ -97,9 +101,12 @@ def publish(
             actor=username,
             data=data,
         )
+        deliveries = webhooks.deliveries_log([event])  # the outbox, in the event's transaction
     projects = [project_id] if moved_from in (None, project_id) else [project_id, moved_from]
     versions = cache_versions(type, *projects)
-    effects.on_commit(events=[event], versions=versions, users_gone=readers_changed)
+    effects.on_commit(
+        events=[event], versions=versions, users_gone=readers_changed, deliveries=deliveries
+    )
     return event
 
 
@@ -116,17 +123,19 @@ def publish_many(
     now = timezone.now()
     username = actor.get_username() if actor else None
     if connection.vendor == "postgresql":
-        events = _log_many_in_one_statement(type, items, now, username)
+        events, deliveries = _log_many_in_one_statement(type, items, now, username)
     else:
         events = _log_many(type, items, now, username)
+        deliveries = webhooks.deliveries_log(events)
     versions = cache_versions(type, *(event.project_id for event in events))
-    effects.on_commit(events=events, versions=versions)
+    effects.on_commit(events=events, versions=versions, deliveries=deliveries)
     return events
 
 
 # PostgreSQL: the items go in as one JSON document; the projects are locked in id order and their
-# seqs taken and the events inserted in one statement. A project deleted meanwhile is left out:
-# it has nothing to announce.
+# seqs taken, the events inserted, and the outbox rows of the webhooks that want them
+# (common.domain.webhooks) inserted, all in one statement. A project deleted meanwhile is left
+# out: it has nothing to announce.
 _LOG_MANY = """
     WITH item AS (
         SELECT * FROM jsonb_to_recordset(%(items)s::jsonb) AS item(project bigint, data jsonb)
@@ -136,21 +145,34 @@ _LOG_MANY = """
             ORDER BY id FOR NO KEY UPDATE
         )
         RETURNING id, event_seq
+    ), logged AS (
+        INSERT INTO common_event (id, project_id, seq, type, occurred_at, actor, data)
+        SELECT gen_random_uuid(), seq.id, seq.event_seq, %(type)s, %(now)s, %(actor)s, item.data
+        FROM item JOIN seq ON seq.id = item.project
+        RETURNING id, project_id, seq
+    ), outbox AS (
+        INSERT INTO common_webhookdelivery (webhook_id, event_id, attempt, status, error,
+            created_at, due_at, queued_at, claimed_by)
+        SELECT webhook.id, logged.id, 1, 'pending', '', %(now)s, %(now)s, %(now)s, ''
+        FROM logged JOIN common_webhook AS webhook ON webhook.project_id = logged.project_id
+        WHERE webhook.active AND (webhook.events @> '["*"]'::jsonb
+            OR webhook.events @> jsonb_build_array(%(type)s::text))
+        RETURNING id
     )
-    INSERT INTO common_event (id, project_id, seq, type, occurred_at, actor, data)
-    SELECT gen_random_uuid(), seq.id, seq.event_seq, %(type)s, %(now)s, %(actor)s, item.data
-    FROM item JOIN seq ON seq.id = item.project
-    RETURNING id, project_id, seq
+    SELECT id, project_id, seq, (SELECT array_agg(id) FROM outbox) FROM logged
 """
 
 
-def _log_many_in_one_statement(type, items, now, actor) -> list[Event]:
+def _log_many_in_one_statement(type, items, now, actor) -> tuple[list[Event], list[int]]:
+    """The events, and the ids of the webhook deliveries logged with them."""
     payload = [{"project": project_id, "data": data} for project_id, data in items]
     params = {"items": json.dumps(payload), "type": type, "now": now, "actor": actor}
     with connection.cursor() as cursor:
         cursor.execute(_LOG_MANY, params)
-        logged = {project_id: (event_id, seq) for event_id, project_id, seq in cursor.fetchall()}
-    return [
+        rows = cursor.fetchall()
+    logged = {project_id: (event_id, seq) for event_id, project_id, seq, _ in rows}
+    deliveries = list(rows[0][3] or []) if rows else []
+    events = [
         Event(
             id=logged[project_id][0],
             project_id=project_id,
@@ -163,6 +185,7 @@ def _log_many_in_one_statement(type, items, now, actor) -> list[Event]:
         for project_id, data in items
         if project_id in logged
     ]
+    return events, deliveries
 
 
 def _log_many(type, items, now, actor) -> list[Event]:
@@ -186,7 +209,10 @@ def _log_many(type, items, now, actor) -> list[Event]:
 
 
 def envelope(event: Event) -> dict[str, Any]:
-    """The event as clients receive it (CONTRACT section 2)."""
+    """The event as clients receive it (CONTRACT section 2): the websocket, the activity feed
+    and webhooks alike, encoded by common.infra.event_push.encode. `data`'s keys are sorted, so
+    an event fresh from its write and the same event read back from the log (PostgreSQL's jsonb
+    keeps keys in an order of its own) encode to the same bytes."""
     return {
         "type": event.type,
         "project": event.project_id,
@@ -194,8 +220,16 @@ def envelope(event: Event) -> dict[str, Any]:
         "id": str(event.id),
         "occurred_at": event.occurred_at.isoformat().replace("+00:00", "Z"),
         "actor": event.actor,
-        "data": event.data,
+        "data": _sorted(event.data),
     }
+
+
+def _sorted(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _sorted(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted(item) for item in value]
+    return value
 
 
 def event_list_after(*, project_id: int, seq: int, limit: int = 500) -> list[Event]:
@@ -203,10 +237,21 @@ def event_list_after(*, project_id: int, seq: int, limit: int = 500) -> list[Eve
     return list(Event.objects.filter(project_id=project_id, seq__gt=seq).order_by("seq")[:limit])
 
 
+def event_oldest_kept(*, project_id: int) -> int:
+    """The oldest seq of the project still in the log (its next seq when none is)."""
+    oldest = Event.objects.filter(project_id=project_id).order_by("seq").values("seq").first()
+    if oldest is not None:
+        return oldest["seq"]
+    latest = Project.objects.filter(pk=project_id).values_list("event_seq", flat=True).first()
+    return (latest or 0) + 1
+
+
 def event_prune(*, now: datetime | None = None) -> int:
-    """Delete events older than the retention period; return how many went."""
-    cutoff = (now or timezone.now()) - RETENTION
+    """Delete events older than the retention period, and the webhook delivery attempts of that
+    age with them; return how many events went."""
+    cutoff = (now or timezone.now()) - retention()
     deleted, _ = Event.objects.filter(occurred_at__lt=cutoff).delete()
+    WebhookDelivery.objects.filter(created_at__lt=cutoff).exclude(status="pending").delete()
     return deleted
 
 

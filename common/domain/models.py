@@ -271,3 +271,70 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} {self.key}"
+
+
+class Webhook(models.Model):
+    """Where a project's events are POSTed (common.domain.webhooks, scheduled.webhooks).
+
+    `secret` signs every delivery (Standard Webhooks, `whsec_` and base64): it is shown once, in
+    the answer that made it, and no serializer or admin names it afterwards.
+    """
+
+    project = models.ForeignKey(Project, related_name="webhooks", on_delete=models.CASCADE)
+    url = models.URLField(max_length=2048)
+    events = models.JSONField(default=list)  # event types, or ["*"]
+    active = models.BooleanField(default=True)
+    secret = models.CharField(max_length=64, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Why it was turned off by the system (a 410 from the receiver), "" otherwise.
+    disabled_reason = models.CharField(max_length=255, blank=True, default="", editable=False)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["project", "active"], name="webhook_project_active_idx")]
+
+    def __str__(self) -> str:
+        return f"webhook {self.pk} of project {self.project_id}"
+
+
+class WebhookDelivery(models.Model):
+    """One attempt to deliver one event to one webhook: the outbox and the delivery log.
+
+    Made `pending` in the event's own transaction (attempt 1), or by the attempt before it
+    failed (with `due_at` after the retry delay). `queued_at` says a worker was sent it; the
+    relay (scheduled.webhooks.relay) sends those never sent, or whose worker died. `claimed_at`
+    and `claimed_by` (the Celery task id) keep two workers from sending the same attempt.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    webhook = models.ForeignKey(Webhook, related_name="deliveries", on_delete=models.CASCADE)
+    event_id = models.UUIDField()  # the Event, kept as long as the log keeps it
+    attempt = models.PositiveSmallIntegerField(default=1)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    due_at = models.DateTimeField()
+    queued_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.CharField(max_length=255, blank=True, default="")
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["webhook", "-id"], name="delivery_webhook_log_idx"),
+            # The relay's look-up: pending attempts by when they are due.
+            models.Index(
+                fields=["due_at"],
+                name="delivery_pending_due_idx",
+                condition=models.Q(status="pending"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"delivery {self.pk} of {self.event_id} to webhook {self.webhook_id}"

@@ -169,6 +169,20 @@ CACHE_PAGE_MAX_BYTES = int(os.environ.get("CACHE_PAGE_MAX_BYTES", str(1024 * 102
 # The realtime service: how often it pings each client.
 REALTIME_PING_SECONDS = float(os.environ.get("REALTIME_PING_SECONDS", "30"))
 
+# The event log (common.domain.events): how long events are kept (`prune_events`), and so how far
+# back /ws/notifications/ resumes and /projects/{id}/events/ reads.
+EVENT_RETENTION_DAYS = int(os.environ.get("EVENT_RETENTION_DAYS", "7"))
+
+# Webhooks (common.domain.webhooks, scheduled.webhooks). Outside local mode a webhook's host must
+# resolve to public addresses only; a local run's receivers are on this machine.
+WEBHOOK_ALLOW_PRIVATE_NETWORKS = _env_bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", LOCAL_MODE)
+# Seconds before each retry of a failed attempt (each with jitter); then the delivery has failed.
+WEBHOOK_RETRY_SCHEDULE = [
+    float(delay)
+    for delay in _env_list("WEBHOOK_RETRY_SCHEDULE", "5,300,1800,7200,18000,36000,36000")
+]
+WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "10"))
+
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Taskwire <noreply@taskwire.local>")
 
 # Email goes out through Amazon SES (django-ses); SES_ENDPOINT_URL points it at moto locally.
@@ -275,6 +289,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.request": {"level": "ERROR"},
+        # httpx logs each request's URL: a webhook's URL may carry its receiver's token.
+        "httpx": {"level": "WARNING"},
         "uvicorn.error": {"filters": ["redact_websocket_query"]},
         # Configured here, it loses uvicorn's own handler: it gets ours, and stays out of root's.
         "uvicorn.access": {

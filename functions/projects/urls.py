@@ -1,7 +1,7 @@
 from django.urls import include, path
 
 from common.api.urls import handler400, handler404, handler500  # noqa: F401 (read from the root urlconf)
-from functions.projects import members, views
+from functions.projects import members, views, webhooks
 
 urlpatterns = [
     path("projects/", views.ProjectList.as_view(), name="project-list"),
@@ -14,6 +14,23 @@ urlpatterns = [
         "projects/<int:pk>/members/<str:username>/",
         members.MemberDetail.as_view(),
         name="project-member",
+    ),
+    path("projects/<int:pk>/events/", webhooks.ActivityFeed.as_view(), name="project-events"),
+    path("projects/<int:pk>/webhooks/", webhooks.WebhookList.as_view(), name="project-webhooks"),
+    path(
+        "projects/<int:pk>/webhooks/<int:wid>/",
+        webhooks.WebhookDetail.as_view(),
+        name="project-webhook",
+    ),
+    path(
+        "projects/<int:pk>/webhooks/<int:wid>/deliveries/",
+        webhooks.DeliveryList.as_view(),
+        name="webhook-deliveries",
+    ),
+    path(
+        "projects/<int:pk>/webhooks/<int:wid>/deliveries/<int:did>/redeliver/",
+        webhooks.Redeliver.as_view(),
+        name="webhook-redeliver",
     ),
     path("", include("common.api.urls")),
 ]

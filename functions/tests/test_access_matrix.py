@@ -13,10 +13,20 @@ from importlib import import_module
 
 from django.test import override_settings
 from django.urls import URLPattern, URLResolver
+from django.utils import timezone
 from rest_framework.test import APITestCase
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
-from common.domain.models import Comment, Event, Membership, Project, SummaryReport, Task
+from common.domain.models import (
+    Comment,
+    Event,
+    Membership,
+    Project,
+    SummaryReport,
+    Task,
+    Webhook,
+    WebhookDelivery,
+)
 from common.tests.factories import (
     CommentFactory,
     MembershipFactory,
@@ -29,7 +39,7 @@ from common.tests.factories import (
 ROLES = ("nonmember", "viewer", "member", "admin", "owner")
 FUNCTIONS = ("projects", "tasks", "comments", "auth")
 DUE = "2031-01-01T00:00:00Z"
-TABLES = (Project, Task, Comment, Membership, SummaryReport, Event)
+TABLES = (Project, Task, Comment, Membership, SummaryReport, Event, Webhook, WebhookDelivery)
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,8 @@ ADMIN = (404, 403, 403, 200, 200)
 P = "/projects/{project}/"
 T = "/tasks/{task}/"
 MEMBER = P + "members/{target}/"
+HOOKS = P + "webhooks/"
+HOOK = HOOKS + "{webhook}/"
 
 
 def _task_body(test: "AccessMatrixTests", role: str) -> dict:
@@ -87,6 +99,25 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("tasks/<int:task_pk>/comments/", "GET"): Case("comments", T + "comments/", READ),
     ("tasks/<int:task_pk>/comments/", "POST"): Case(
         "comments", T + "comments/", (404, 403, 201, 201, 201), lambda t, r: {"content": "hi"}
+    ),
+    ("projects/<int:pk>/events/", "GET"): Case("projects", P + "events/", READ),
+    ("projects/<int:pk>/webhooks/", "GET"): Case("projects", HOOKS, ADMIN),
+    # A public address (never called: nothing is delivered in this test).
+    ("projects/<int:pk>/webhooks/", "POST"): Case(
+        "projects", HOOKS, (404, 403, 403, 201, 201), lambda t, r: {"url": "http://93.184.216.34/"}
+    ),
+    ("projects/<int:pk>/webhooks/<int:wid>/", "GET"): Case("projects", HOOK, ADMIN),
+    ("projects/<int:pk>/webhooks/<int:wid>/", "PATCH"): Case(
+        "projects", HOOK, ADMIN, lambda t, r: {"active": False}
+    ),
+    ("projects/<int:pk>/webhooks/<int:wid>/", "DELETE"): Case(
+        "projects", HOOK, (404, 403, 403, 204, 204)
+    ),
+    ("projects/<int:pk>/webhooks/<int:wid>/deliveries/", "GET"): Case(
+        "projects", HOOK + "deliveries/", ADMIN
+    ),
+    ("projects/<int:pk>/webhooks/<int:wid>/deliveries/<int:did>/redeliver/", "POST"): Case(
+        "projects", HOOK + "deliveries/{delivery}/redeliver/", (404, 403, 403, 202, 202)
     ),
     # Not about projects: the same for everyone.
     ("auth/token/", "POST"): Case(
@@ -130,11 +161,31 @@ class AccessMatrixTests(APITestCase):
         CommentFactory(task=cls.task)
         SummaryReportFactory(project=cls.project)
         ProjectFactory(owner=cls.users["nonmember"])  # the non-member is in a project of their own
+        event = Event.objects.create(
+            project_id=cls.project.id,
+            seq=1,
+            type="task.created",
+            occurred_at=timezone.now(),
+            data={},
+        )
+        Project.objects.filter(pk=cls.project.id).update(event_seq=1)
+        cls.webhook = Webhook.objects.create(
+            project=cls.project, url="http://93.184.216.34/", events=["*"], secret="whsec_AAAA"
+        )
+        cls.delivery = WebhookDelivery.objects.create(
+            webhook=cls.webhook, event_id=event.id, status="succeeded", due_at=timezone.now()
+        )
 
     def check(self, key: tuple[str, str], role: str) -> None:
         case, method = MATRIX[key], key[1]
         expected = case.codes[ROLES.index(role)]
-        path = case.path.format(project=self.project.id, task=self.task.id, target="bea")
+        path = case.path.format(
+            project=self.project.id,
+            task=self.task.id,
+            target="bea",
+            webhook=self.webhook.id,
+            delivery=self.delivery.id,
+        )
         body = case.body(self, role) if case.body else None
         self.client.credentials(
             HTTP_AUTHORIZATION=f"Bearer {AccessToken.for_user(self.users[role])}"

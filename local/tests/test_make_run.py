@@ -26,6 +26,7 @@ import pytest
 from websockets.sync.client import connect
 
 from local.tests.ses_server import running_moto_server
+from scheduled.tests.webhook_receiver import standard_webhooks_verify, start_receiver
 
 ROOT = Path(__file__).resolve().parents[2]
 # What a newcomer's shell has; the test suite's own settings must not leak in.
@@ -146,6 +147,14 @@ def test_make_run_serves_the_whole_system_on_one_port(run, services):
 
         with connect(f"ws://127.0.0.1:{run.port}/ws/notifications/?token={access}") as ws:
             project = client.post("/projects/", json={"name": "Launch"}, headers=auth).json()
+            # A webhook on this machine (allowed in local mode), delivered by the run's worker.
+            receiver = start_receiver()
+            hook = client.post(
+                f"/projects/{project['id']}/webhooks/",
+                json={"url": receiver.url(), "events": ["task.created", "comment.created"]},
+                headers=auth,
+            )
+            assert hook.status_code == 201, hook.text
             due = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
             task = client.post(
                 "/tasks/",
@@ -163,6 +172,11 @@ def test_make_run_serves_the_whole_system_on_one_port(run, services):
                 "comment.created",
             ]
             assert [e["seq"] for e in events] == [1, 2, 3]
+            delivered = receiver.wait_for(2)
+            receiver.close()
+            assert sorted(r.json["type"] for r in delivered) == ["comment.created", "task.created"]
+            for request in delivered:
+                standard_webhooks_verify(hook.json()["secret"], request.headers, request.body)
 
             caches = [client.get("/tasks/", headers=auth).headers["X-Cache"] for _ in range(2)]
             assert caches == ["miss", "hit"]

@@ -38,7 +38,12 @@ def old_event() -> Event:
 def test_beat_runs_every_job_through_run_job_on_its_schedule():
     beat = app.conf.beat_schedule
 
-    assert set(beat) == {"send_due_reminders", "generate_project_summaries", "prune_events"}
+    assert set(beat) == {
+        "send_due_reminders",
+        "generate_project_summaries",
+        "prune_events",
+        "relay_webhooks",
+    }
     assert set(beat) < set(JOBS)
     assert all(entry["task"] == "scheduled.run_job" for entry in beat.values())
     assert all(entry["args"] == [name] for name, entry in beat.items())
@@ -50,6 +55,9 @@ def test_beat_runs_every_job_through_run_job_on_its_schedule():
     assert isinstance(summaries, crontab)
     assert (summaries.hour, summaries.minute) == ({8}, {0})
     assert isinstance(beat["prune_events"]["schedule"], crontab)
+    relay = beat["relay_webhooks"]
+    assert relay["schedule"].run_every == timedelta(seconds=10)
+    assert relay["options"]["expires"] < 10
 
 
 def test_celery_settings_are_json_only_acks_late_one_at_a_time_and_bounded():

@@ -1,8 +1,9 @@
-"""`manage.py prune_events`: delete logged events older than the retention period (7 days)."""
+"""`manage.py prune_events`: delete logged events older than the retention period
+(EVENT_RETENTION_DAYS, default 7)."""
 
 from django.core.management.base import BaseCommand
 
-from common.domain.events import RETENTION, event_prune
+from common.domain.events import event_prune, retention
 
 
 class Command(BaseCommand):
@@ -10,4 +11,4 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         deleted = event_prune()
-        self.stdout.write(f"pruned {deleted} events older than {RETENTION.days} days")
+        self.stdout.write(f"pruned {deleted} events older than {retention().days} days")

@@ -1,0 +1,157 @@
+"""Where a webhook may connect (CONTRACT section 6): every refused range, v4 and v6 and IPv4 in
+IPv6, a name that resolves to a private address, and an answer that changes between the save
+and the attempt. Only the resolver (common.domain.webhooks.resolve) is replaced, to answer
+what a hostile DNS would; no connection leaves this machine (a refused address is never
+connected to, and the one test that connects goes to a receiver on 127.0.0.1)."""
+
+import ipaddress
+import re
+from unittest import mock
+
+import pytest
+from django.utils import timezone
+
+from common.domain import services, webhooks
+from common.domain.models import Webhook, WebhookDelivery
+from common.tests.factories import ProjectFactory
+from scheduled.tests.webhook_receiver import standard_webhooks_verify, start_receiver
+from scheduled.webhooks import deliver
+
+# (address, why it is refused), as tested: each literal in a URL, and each as a DNS answer.
+REFUSED = [
+    ("127.0.0.1", "loopback"),
+    ("127.255.255.254", "loopback"),
+    ("10.0.0.1", "private"),
+    ("172.16.0.1", "private"),
+    ("172.31.255.255", "private"),
+    ("192.168.1.1", "private"),
+    ("169.254.169.254", "link-local"),  # the cloud metadata service
+    ("224.0.0.1", "multicast"),
+    ("239.255.255.250", "multicast"),
+    ("240.0.0.1", "reserved"),
+    ("255.255.255.255", "reserved"),  # broadcast
+    ("0.0.0.0", "unspecified"),
+    ("0.1.2.3", "private"),  # "this network"
+    ("100.64.0.1", "not public"),  # carrier-grade NAT, shared
+    ("192.0.0.8", "special-purpose"),  # IETF protocol assignments
+    ("192.0.2.1", "private"),  # documentation
+    ("198.18.0.1", "private"),  # benchmarking
+    ("198.51.100.1", "private"),
+    ("203.0.113.1", "private"),
+    ("::1", "loopback"),
+    ("::", "unspecified"),
+    ("fe80::1", "link-local"),
+    ("fc00::1", "private"),  # unique local
+    ("fd12:3456::1", "private"),
+    ("fec0::1", "special-purpose"),  # site-local (deprecated)
+    ("ff02::1", "multicast"),
+    ("ff0e::1", "multicast"),
+    ("2001:db8::1", "private"),  # documentation
+    ("100::1", "reserved"),  # discard-only
+    ("2001:10::1", "private"),  # ORCHID
+    ("::ffff:127.0.0.1", "loopback"),  # IPv4-mapped
+    ("::ffff:10.0.0.1", "private"),
+    ("::ffff:169.254.169.254", "link-local"),
+    ("::ffff:0.0.0.0", "unspecified"),
+    ("::ffff:224.0.0.1", "multicast"),
+    ("64:ff9b::a00:1", "private"),  # NAT64 of 10.0.0.1
+    ("64:ff9b::7f00:1", "loopback"),  # NAT64 of 127.0.0.1
+    ("2002:a00:1::", "private"),  # 6to4 of 10.0.0.1
+    ("2002:7f00:1::", "loopback"),  # 6to4 of 127.0.0.1
+    ("::127.0.0.1", "reserved"),  # IPv4-compatible (deprecated)
+]
+PUBLIC = ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111", "::ffff:93.184.216.34"]
+
+
+def answering(*addresses: str):
+    """The resolver, answering `addresses` for every name."""
+    return mock.patch(
+        "common.domain.webhooks.resolve",
+        return_value=[ipaddress.ip_address(a) for a in addresses],
+    )
+
+
+@pytest.fixture(autouse=True)
+def _public_only(settings):
+    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = False
+    settings.WEBHOOK_RETRY_SCHEDULE = []  # one attempt: nothing is queued
+
+
+@pytest.mark.parametrize(("address", "reason"), REFUSED)
+def test_each_refused_range_is_refused_as_a_literal_and_as_a_dns_answer(address, reason):
+    assert webhooks.address_refusal(ipaddress.ip_address(address)) == reason
+    literal = f"[{address}]" if ":" in address else address
+    with pytest.raises(webhooks.AddressRefused, match=f"a {reason} address"):
+        webhooks.address_check(f"http://{literal}:8080/hook")
+    shown = re.escape(str(ipaddress.ip_address(address)))
+    with answering(address), pytest.raises(webhooks.AddressRefused, match=shown):
+        webhooks.address_check("https://hooks.example.com/hook")
+
+
+@pytest.mark.parametrize("address", PUBLIC)
+def test_public_addresses_are_allowed(address):
+    assert webhooks.address_refusal(ipaddress.ip_address(address)) is None
+    with answering(address):
+        target = webhooks.address_check("https://hooks.example.com:8443/in?x=1")
+
+    assert target == webhooks.Target(
+        "https", "hooks.example.com", 8443, ipaddress.ip_address(address), "/in?x=1"
+    )
+
+
+def test_a_name_with_one_private_answer_among_public_ones_is_refused():
+    with answering("93.184.216.34", "10.0.0.7"), pytest.raises(webhooks.AddressRefused):
+        webhooks.address_check("https://hooks.example.com/")
+
+
+@pytest.mark.parametrize(
+    "url", ["ftp://hooks.example.com/", "file:///etc/passwd", "javascript:alert(1)", "http:///x"]
+)
+def test_only_http_and_https_urls_with_a_host(url):
+    with answering("93.184.216.34"), pytest.raises(webhooks.AddressRefused):
+        webhooks.address_check(url)
+
+
+@pytest.mark.django_db
+def test_a_dns_answer_that_changes_after_the_save_is_refused_at_the_attempt():
+    project = ProjectFactory()
+    with answering("93.184.216.34"):  # at the save: public
+        webhook = webhooks.webhook_create(
+            actor=project.owner, project_id=project.pk, url="https://hooks.example.com/h"
+        )
+    services.task_create(actor=project.owner, project=project, title="t", due_date=timezone.now())
+    [delivery] = WebhookDelivery.objects.filter(webhook=webhook)
+
+    with answering("10.0.0.7") as resolve, mock.patch("httpx.AsyncClient.send") as send:
+        assert deliver([delivery.pk], claim="test") == {"claimed": 1, "succeeded": 0}
+
+    delivery.refresh_from_db()
+    assert delivery.status == "failed"
+    assert "resolves to 10.0.0.7, a private address" in delivery.error
+    assert delivery.response_status is None
+    resolve.assert_called_once_with("hooks.example.com", 443)
+    send.assert_not_called()  # never connected
+
+
+@pytest.mark.django_db
+def test_the_attempt_connects_to_the_address_it_checked_with_the_name_as_host(settings):
+    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True  # the receiver is on 127.0.0.1
+    receiver = start_receiver()
+    project = ProjectFactory()
+    url = f"http://hooks.example.test:{receiver.port}/hook"  # a name no DNS knows
+    with answering("127.0.0.1"):
+        webhook = webhooks.webhook_create(actor=project.owner, project_id=project.pk, url=url)
+    services.task_create(actor=project.owner, project=project, title="t", due_date=timezone.now())
+    [delivery] = WebhookDelivery.objects.filter(webhook=webhook)
+
+    try:
+        with answering("127.0.0.1") as resolve:
+            assert deliver([delivery.pk], claim="test") == {"claimed": 1, "succeeded": 1}
+        [request] = receiver.received
+    finally:
+        receiver.close()
+
+    assert resolve.call_count == 1  # one look-up, and the connection went to its answer
+    assert request.headers["host"] == f"hooks.example.test:{receiver.port}"
+    standard_webhooks_verify(Webhook.objects.get().secret, request.headers, request.body)
+    assert deliver([delivery.pk], claim="test") == {"claimed": 0}  # done: never sent again
