@@ -211,3 +211,8 @@ class AutoSchema(openapi.AutoSchema):
 
         operation = getattr(self.view, "operations", {}).get(self.method)
         return operation in MAY_BE_FORBIDDEN
+
+
+# The functions' view extensions register when imported: here, with the generator, never at a
+# function's start.
+import functions.projects.schema  # noqa: E402, F401

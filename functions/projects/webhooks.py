@@ -10,19 +10,17 @@ from urllib.parse import urlencode
 
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.response import Response
 
+from common.api.idempotency import IdempotentPostMixin
 from common.domain import webhooks
 from common.domain.access import Operation, ProjectAccess
 from common.domain.events import envelope, event_list_after, event_oldest_kept
 from common.domain.models import Webhook, WebhookDelivery
 from common.infra.event_push import encode
 from functions.projects.serializers import (
-    EventPageSerializer,
-    EventsGoneSerializer,
     WebhookCreatedSerializer,
     WebhookDeliverySerializer,
     WebhookSerializer,
@@ -59,19 +57,6 @@ class ActivityFeed(_InProject):
     operations = {"GET": Operation.READ}
     documented_errors = {"400": "`after` or `limit` is not a whole number."}
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("after", int, description="The last seq seen (default 0)."),
-            OpenApiParameter("limit", int, description="At most this many (default 100, max 500)."),
-        ],
-        responses={
-            200: EventPageSerializer,
-            410: OpenApiResponse(
-                EventsGoneSerializer,
-                description="`after` is older than the oldest event kept: refetch the state.",
-            ),
-        },
-    )
     def get(self, request, pk: int) -> HttpResponse:
         after = _whole_number(request, "after", 0)
         limit = min(max(_whole_number(request, "limit", LIMIT_DEFAULT), 1), LIMIT_MAX)
@@ -99,13 +84,12 @@ class _Webhooks(_InProject):
         return Webhook.objects.filter(project_id=self.kwargs["pk"]).order_by("id")
 
 
-class WebhookList(_Webhooks, generics.ListCreateAPIView):
+class WebhookList(IdempotentPostMixin, _Webhooks, generics.ListCreateAPIView):
     """The project's webhooks, or a new one (its secret is in this answer only)."""
 
     serializer_class = WebhookSerializer
 
-    @extend_schema(request=WebhookSerializer, responses={201: WebhookCreatedSerializer})
-    def post(self, request, *args, **kwargs):
+    def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         webhook = webhooks.webhook_create(
@@ -148,15 +132,7 @@ class DeliveryList(_Deliveries, generics.ListAPIView):
     """The webhook's delivery attempts, newest first, one row per attempt."""
 
 
-class Redeliver(_Deliveries):
-    """Send the delivery's event again, as a new attempt 1 (with retries of its own)."""
-
-    documented_errors = {
-        "400": "The webhook is not active.",
-        "410": "The event is no longer kept.",
-    }
-
-    @extend_schema(request=None, responses={202: WebhookDeliverySerializer})
+class _Redeliver(_Deliveries):
     def post(self, request, pk: int, wid: int, did: int) -> Response:
         delivery = get_object_or_404(self.get_queryset().select_related("webhook"), pk=did)
         try:
@@ -166,3 +142,12 @@ class Redeliver(_Deliveries):
         except webhooks.EventGone as exc:
             raise Gone(str(exc)) from None
         return Response(self.get_serializer(again).data, status=status.HTTP_202_ACCEPTED)
+
+
+class Redeliver(IdempotentPostMixin, _Redeliver):
+    """Send the delivery's event again, as a new attempt 1 (with retries of its own)."""
+
+    documented_errors = {
+        "400": "The webhook is not active.",
+        "410": "The event is no longer kept.",
+    }
