@@ -81,11 +81,26 @@ def child_env(database: str, prefix: str, **extra: str) -> dict[str, str]:
 
 
 def prepared_env(bench: str, database: str, **extra: str) -> dict[str, str]:
-    """A child environment on `database`, created if missing and migrated."""
+    """A child environment on `database`, created if missing and migrated. A kept database the
+    migrations no longer fit (one migrated by another branch's history) is made again: a bench's
+    data is only its seed, which it rebuilds."""
     env = child_env(database, redis_prefix(bench), **extra)
     ensure_database(database)
-    run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], env)
+    migrate = [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"]
+    try:
+        run(migrate, env)
+    except RuntimeError as exc:
+        print(f"{database}: made again, its migrations did not apply ({exc})", file=sys.stderr)
+        drop_database(database)
+        ensure_database(database)
+        run(migrate, env)
     return env
+
+
+def drop_database(database: str) -> None:
+    with psycopg.connect(MAINTENANCE_URL, autocommit=True, connect_timeout=5) as connection:
+        drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+        connection.execute(drop.format(sql.Identifier(database)))
 
 
 def run(

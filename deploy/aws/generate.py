@@ -140,7 +140,9 @@ def schedule_expression(entry: schedule | crontab) -> str:
             raise ValueError("EventBridge takes a day of the month or of the week, not both")
         return f"cron({minute} {hour} {dom} {month} {dow} *)"
     if isinstance(entry, schedule):
-        seconds = int(entry.run_every.total_seconds())
+        # EventBridge runs at most once a minute: a Beat entry more often than that (the webhook
+        # relay's 10 s, a safety net behind the deliveries queued at commit) runs every minute.
+        seconds = max(60, int(entry.run_every.total_seconds()))
         for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
             if seconds % size == 0:
                 count = seconds // size

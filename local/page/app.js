@@ -136,6 +136,12 @@ function refreshTokens() {
 }
 
 function signOut(reason) {
+  if (state.refresh && !reason) {
+    // The refresh token is revoked on the server (POST /auth/logout/), not only forgotten here.
+    const body = JSON.stringify({ refresh: state.refresh });
+    const headers = { "Content-Type": "application/json" };
+    fetch("/auth/logout/", { method: "POST", headers, body }).catch(() => {});
+  }
   const socket = state.socket;
   state.socket = null; // its close is ours, not one to recover from
   if (socket) socket.close(1000);
