@@ -17,7 +17,16 @@ logger = logging.getLogger(__name__)
 
 
 def prune_events() -> dict[str, int]:
-    return {"pruned": event_prune()}
+    """The daily clean-up of what the log and the tokens leave behind: events past retention
+    (with their finished deliveries), and the refresh tokens recorded at each login and refresh
+    (simplejwt's blacklist, as its `flushexpiredtokens` does) once they have expired."""
+    from django.utils import timezone
+    from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
+
+    expired = OutstandingToken.objects.filter(expires_at__lte=timezone.now())
+    _, deleted = expired.delete()  # with their blacklist entries
+    tokens = deleted.get(OutstandingToken._meta.label, 0)
+    return {"pruned": event_prune(), "tokens_flushed": tokens}
 
 
 JOBS: dict[str, Callable[..., dict[str, Any]]] = {

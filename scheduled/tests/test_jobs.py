@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from common.domain import services
 from common.domain.models import Event
-from common.tests.factories import ProjectFactory
+from common.tests.factories import ProjectFactory, UserFactory
 from scheduled.celery import app
 from scheduled.jobs import JOBS, UnknownJob, run_job
 
@@ -75,7 +75,7 @@ def test_celery_settings_are_json_only_acks_late_one_at_a_time_and_bounded():
 def test_run_job_runs_a_job_by_name_and_refuses_unknown_names():
     old_event()
 
-    assert run_job("prune_events") == {"pruned": 1}
+    assert run_job("prune_events") == {"pruned": 1, "tokens_flushed": 0}
     with pytest.raises(UnknownJob):
         run_job("nope")
 
@@ -86,7 +86,10 @@ def test_manage_py_run_job_prints_what_the_job_did():
 
     call_command("run_job", "prune_events", stdout=out)
 
-    assert json.loads(out.getvalue()) == {"job": "prune_events", "result": {"pruned": 1}}
+    assert json.loads(out.getvalue()) == {
+        "job": "prune_events",
+        "result": {"pruned": 1, "tokens_flushed": 0},
+    }
     with pytest.raises(CommandError, match="no job 'nope'"):
         call_command("run_job", "nope")
 
@@ -98,7 +101,7 @@ def test_the_lambda_scheduled_handler_runs_the_job_in_the_event():
 
     assert handler({"job": "prune_events"}, None) == {
         "job": "prune_events",
-        "result": {"pruned": 1},
+        "result": {"pruned": 1, "tokens_flushed": 0},
     }
     with pytest.raises(ValueError, match="job"):
         handler({"nothing": 1}, None)
@@ -148,3 +151,20 @@ def test_a_real_worker_runs_a_job_sent_through_rabbitmq():
 
     assert not Event.objects.exists(), output
     assert "job prune_events: {'pruned': 1}" in output
+
+
+def test_prune_events_flushes_expired_refresh_tokens_and_keeps_live_ones():
+    from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    user = UserFactory()
+    live = RefreshToken.for_user(user)  # recorded as outstanding
+    expired = RefreshToken.for_user(user)
+    expired.blacklist()
+    OutstandingToken.objects.filter(jti=expired["jti"]).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+
+    assert run_job("prune_events")["tokens_flushed"] == 1
+    assert list(OutstandingToken.objects.values_list("jti", flat=True)) == [live["jti"]]
+    assert not BlacklistedToken.objects.exists()
