@@ -150,7 +150,7 @@ def test_a_real_worker_runs_a_job_sent_through_rabbitmq():
             broker.default_channel.queue_delete(queue)
 
     assert not Event.objects.exists(), output
-    assert "job prune_events: {'pruned': 1}" in output
+    assert "job prune_events: {'pruned': 1, 'tokens_flushed': 0}" in output
 
 
 def test_prune_events_flushes_expired_refresh_tokens_and_keeps_live_ones():
