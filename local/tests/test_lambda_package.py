@@ -141,3 +141,39 @@ def test_the_package_answers_api_gateway_events_in_a_clean_python(built):
     for answer in projects["answers"]:
         assert answer["statusCode"] == 401, answer
         assert "detail" in json.loads(answer["body"])
+
+
+IMPORT_ALL = """
+import importlib, json, pathlib, sys
+root = pathlib.Path(sys.argv[1])
+sys.path.insert(0, str(root))
+import django
+django.setup()
+failed = {}
+for package in sys.argv[2:]:
+    for path in sorted((root / package).rglob("*.py")):
+        name = ".".join(path.relative_to(root).with_suffix("").parts).removesuffix(".__init__")
+        if name.startswith("functions.admin"):  # the admin's own settings install the admin
+            continue
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # what is missing, by module
+            failed[name] = repr(exc)
+print(json.dumps(failed))
+"""
+
+
+def test_every_module_the_package_ships_imports_with_the_runtime_dependencies_only(built):
+    """The worker's and the realtime service's modules too, in the same image: a module that
+    needs a library pinned only for development (httpx once) fails here, not in production."""
+    env = {"PATH": os.environ["PATH"], "LANG": "C.UTF-8", "DEBUG": "false",
+           "SECRET_KEY": secrets.token_urlsafe(50), "ALLOWED_HOSTS": "localhost",
+           "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/unused",
+           "REDIS_URL": settings.REDIS_URL, "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+           "DJANGO_SETTINGS_MODULE": "common.infra.settings"}  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", IMPORT_ALL, str(built), *package.PACKAGES],
+        env=env, cwd=built, capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == {}
