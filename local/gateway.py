@@ -17,12 +17,13 @@ WEBSOCKET_TARGETS = {"realtime"}  # the functions speak HTTP only
 class Gateway:
     """Routes by local.routes; a path no function owns answers 404 like the functions do."""
 
-    def __init__(self, apps: Mapping[str, ASGIApp]) -> None:
+    def __init__(self, apps: Mapping[str, ASGIApp], lifespan: ASGIApp | None = None) -> None:
         self.apps = dict(apps)
+        self.lifespan = lifespan  # the one mounted app's lifespan that this process runs
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await (self.lifespan or _lifespan)(scope, receive, send)
             return
         target = route(scope["path"])
         if scope["type"] == "websocket" and target not in WEBSOCKET_TARGETS:
@@ -33,7 +34,7 @@ class Gateway:
             await _not_found(send)
 
 
-async def _lifespan(receive: Receive, send: Send) -> None:
+async def _lifespan(scope: Scope, receive: Receive, send: Send) -> None:
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":

@@ -56,6 +56,7 @@ def build_gateway():
     from functions.tasks.handler import application as tasks
     from local.gateway import Gateway
     from realtime.handler import application as realtime
+    from realtime.lifespan import lifespan
 
     apps = {"projects": projects, "tasks": tasks, "comments": comments, "auth": auth}
     apps["realtime"] = realtime
@@ -65,7 +66,7 @@ def build_gateway():
         apps["admin"] = admin
     if settings.LOCAL_MODE:  # the docs, the outbox and the jobs endpoint: local mode only
         apps["local"] = StaticFiles(function_application("local.urls"))
-    return Gateway(apps)
+    return Gateway(apps, lifespan=lifespan)  # the realtime service's, as it runs in compose
 
 
 # With a broker the worker and Beat are processes of their own: what they share with this one

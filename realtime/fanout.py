@@ -13,6 +13,7 @@ each socket fills from the event log.
 """
 
 import asyncio
+import contextlib
 import json
 import logging
 import weakref
@@ -76,6 +77,7 @@ class Hub:
         self.by_project: defaultdict[int, set[Listener]] = defaultdict(set)
         self.by_user: defaultdict[str, set[Listener]] = defaultdict(set)
         self._police: asyncio.Task | None = None
+        self._check_now = asyncio.Event()
         source.hub = self
 
     async def watch(self, listener: Listener) -> None:
@@ -87,11 +89,19 @@ class Hub:
         if self._police is None or self._police.done():
             self._police = asyncio.create_task(self._police_forever())
 
+    def check_users(self) -> None:
+        """Check the users' rows now, not at the next round (common.infra.user_changes: the
+        database said a user's tokens ended)."""
+        self._check_now.set()
+
     async def _police_forever(self) -> None:
         """Close the sockets of users deactivated, deleted or given another password meanwhile,
-        within seconds, however that was done (a bulk update() too: this reads the rows)."""
+        within seconds, however that was done (a bulk update() too: this reads the rows), and at
+        once when told (check_users)."""
         while self.by_user:
-            await asyncio.sleep(ACTIVE_CHECK_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._check_now.wait(), ACTIVE_CHECK_SECONDS)
+            self._check_now.clear()
             try:
                 claims = await _active_password_claims(list(self.by_user))
             except DatabaseError as exc:  # checked again next time

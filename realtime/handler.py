@@ -15,12 +15,13 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 
 from realtime.consumers import NotificationConsumer  # noqa: E402
+from realtime.lifespan import lifespan  # noqa: E402
 from realtime.origin import AllowedHostsOriginValidator  # noqa: E402
 
 websocket = AllowedHostsOriginValidator(
     URLRouter([path("ws/notifications/", NotificationConsumer.as_asgi())])
 )
-application = ProtocolTypeRouter({"http": http, "websocket": websocket})
+application = ProtocolTypeRouter({"http": http, "websocket": websocket, "lifespan": lifespan})
 
 # Long-lived connections make Python's full collections slow enough to show as event latency
 # spikes (p99 at 1000 clients: 170 ms before, 45 ms after; bench ws_latency). Keep start-up

@@ -8,7 +8,9 @@ Django reads no database: Django vouches there for a user for ACTIVE_USER_SECOND
 (common.infra.cache.pages), and a change made through the ORM's `save()` or `delete()` (the
 services, the admin, `set_password()` and `save()` in a shell) takes the vouch away after commit,
 through these receivers and the one after-commit step (common.domain.effects). A bulk `update()`
-sends no signal: the vouch then lapses by itself within ACTIVE_USER_SECONDS.
+or raw SQL sends no signal: the user table's trigger tells the realtime service, which takes the
+vouch away (common.infra.user_changes); if it misses that, the vouch lapses within
+ACTIVE_USER_SECONDS.
 
 A deactivation seen here also revokes the user's outstanding refresh tokens, so they stay dead
 if the user is activated again.

@@ -1,15 +1,18 @@
 """A socket closes with 4401 when its user is deactivated, deleted or given another password,
 however that is done (CONTRACT section 2: within 10 seconds). Real Redis and PostgreSQL."""
 
+import asyncio
 import time
 
 import pytest
+from asgiref.testing import ApplicationCommunicator
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from rest_framework_simplejwt.tokens import AccessToken
 
 from common.domain import services
 from common.tests.factories import UserFactory
+from common.tests.user_changes import listening
 from realtime import fanout
 from realtime.tests.conftest import TIMEOUT, in_thread, receive
 
@@ -73,6 +76,29 @@ async def test_a_bulk_deactivation_closes_the_socket_within_10_seconds(connect):
 
     assert (closed["type"], closed["code"]) == ("websocket.close", 4401)
     assert time.monotonic() - started < 10
+
+
+async def test_under_the_services_lifespan_a_bulk_deactivation_closes_the_socket_at_once(
+    application, connect, monkeypatch
+):
+    monkeypatch.setattr(fanout, "ACTIVE_CHECK_SECONDS", 60)  # the next round: too late
+    lifespan = ApplicationCommunicator(application, {"type": "lifespan"})
+    await lifespan.send_input({"type": "lifespan.startup"})
+    assert await lifespan.receive_output(TIMEOUT) == {"type": "lifespan.startup.complete"}
+    for _ in range(100):
+        if await in_thread(listening)():
+            break
+        await asyncio.sleep(0.05)
+    bob = await in_thread(UserFactory)(username="bob")
+    socket = await connect(token=str(AccessToken.for_user(bob)))
+    await socket.send_json_to({"action": "ping"})
+    assert await receive(socket) == {"type": "pong"}
+
+    await in_thread(lambda: User.objects.filter(pk=bob.pk).update(is_active=False))()
+
+    assert await closed_code(socket) == 4401  # told by the database, within TIMEOUT, not 60 s
+    await lifespan.send_input({"type": "lifespan.shutdown"})
+    assert await lifespan.receive_output(TIMEOUT) == {"type": "lifespan.shutdown.complete"}
 
 
 async def test_only_the_sockets_of_tokens_before_a_password_change_close(connect, monkeypatch):
