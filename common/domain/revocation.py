@@ -12,11 +12,13 @@ or raw SQL sends no signal: the user table's trigger tells the realtime service,
 vouch away (common.infra.user_changes); if it misses that, the vouch lapses within
 ACTIVE_USER_SECONDS.
 
-A deactivation seen here also revokes the user's outstanding refresh tokens, so they stay dead
-if the user is activated again.
+A deactivation also revokes the user's outstanding refresh tokens, so they stay dead if the user
+is activated again: on PostgreSQL the trigger does it in the deactivation's own transaction,
+however it was made; elsewhere (the local SQLite file) the receiver here, on save().
 """
 
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.db.models.signals import post_delete, post_save
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
@@ -26,7 +28,7 @@ from common.domain import effects
 def _user_saved(sender, instance, created: bool = False, **kwargs) -> None:
     if created:  # nothing knows a new user yet
         return
-    if not instance.is_active:
+    if not instance.is_active and connection.vendor != "postgresql":  # there: the trigger
         revoke_refresh_tokens(instance)
     effects.on_commit(users_gone=[instance.pk])
 

@@ -5,6 +5,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.utils import timezone
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken
+from rest_framework_simplejwt.tokens import RefreshToken
 
 from common.infra import user_changes
 from common.infra.cache import keys, store
@@ -58,6 +60,17 @@ def test_an_activation_notifies_nothing():
 
     assert list(listener.notifies(timeout=0.3)) == []
     listener.close()
+
+
+def test_a_bulk_deactivation_revokes_the_refresh_tokens_and_an_activation_does_not_revive_them():
+    alice, bob = UserFactory(username="alice"), UserFactory(username="bob")
+    tokens = [RefreshToken.for_user(user) for user in (alice, alice, bob)]  # each outstanding
+
+    _update(alice, is_active=False)
+    _update(alice, is_active=True)
+
+    revoked = set(BlacklistedToken.objects.values_list("token__jti", flat=True))
+    assert revoked == {tokens[0]["jti"], tokens[1]["jti"]}
 
 
 def test_the_follower_forgets_every_user_of_a_bulk_deactivation(user_changes_followed):
