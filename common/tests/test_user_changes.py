@@ -92,3 +92,23 @@ def _wait_for(condition) -> None:
     while not condition():
         assert time.monotonic() < deadline
         time.sleep(0.01)
+
+
+async def test_the_follower_outlives_a_database_it_cannot_reach(monkeypatch, caplog):
+    import asyncio
+    import socket
+
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    monkeypatch.setattr(user_changes, "_conninfo", lambda: f"host=127.0.0.1 port={port}")
+    monkeypatch.setattr(user_changes, "RECONNECT_SECONDS", (0.05,))
+
+    follower = asyncio.create_task(user_changes.follow())
+    await asyncio.sleep(1)
+    running = not follower.done()
+    follower.cancel()
+
+    assert running
+    attempts = [r for r in caplog.records if "not listening, again in" in r.getMessage()]
+    assert len(attempts) >= 2
