@@ -26,6 +26,9 @@ logger = logging.getLogger("common.infra.cache")
 SKIP_AFTER_ERROR_SECONDS = 5.0
 
 Messages = Sequence[tuple[str, str]]  # (pub/sub channel, text)
+# A command of a batch (RedisStore.batch): ("get", name), ("add", name, value, ttl) (set when
+# absent; its result says whether it was), ("set", name, value, ttl) or ("delete", name).
+Command = tuple[Any, ...]
 
 
 class CacheDown(Exception):
@@ -109,6 +112,17 @@ class RedisStore(Breaker):
     def delete(self, name: str) -> None:
         self._run(lambda key: self.client.delete(key(name)))
 
+    def batch(self, commands: Sequence[Command]) -> list[Any]:
+        """Several commands in one round trip (a pipeline, not a transaction); their results."""
+
+        def work(key):
+            with self.client.pipeline(transaction=False) as pipeline:
+                for operation, name, *rest in commands:
+                    _queue(pipeline, operation, key(name), *rest)
+                return pipeline.execute()
+
+        return self._run(work)
+
     def bump(self, names: Iterable[str], start: int, publish: Messages = ()) -> None:
         """Each name up by one, atomically; one never set (or evicted) first starts at `start`.
         Then each (channel, text) of `publish` is PUBLISHed, in the same round trip."""
@@ -191,6 +205,11 @@ class MemoryStore(Breaker):
         with self._lock:
             self._values.pop(name, None)
 
+    def batch(self, commands: Sequence[Command]) -> list[Any]:
+        operations: dict[str, Callable[..., Any]] = {"get": lambda name: self.get_many([name])[0]}
+        operations |= {"add": self.add, "set": self.set, "delete": self.delete}
+        return [operations[operation](*rest) for operation, *rest in commands]
+
     def bump(self, names: Iterable[str], start: int, publish: Messages = ()) -> None:
         if publish:
             raise ValueError("the memory store has no channels to publish on")
@@ -215,3 +234,13 @@ def store() -> RedisStore | MemoryStore:
     if identity not in _stores:
         _stores[identity] = RedisStore(*identity)
     return _stores[identity]
+
+
+def _queue(pipeline, operation: str, key: str, *rest) -> None:
+    if operation == "get":
+        pipeline.get(key)
+    elif operation == "delete":
+        pipeline.delete(key)
+    else:
+        value, ttl = rest
+        pipeline.set(key, value, ex=ttl, nx=operation == "add")
