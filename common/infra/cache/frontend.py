@@ -22,7 +22,6 @@ from django.http import QueryDict
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import AccessToken
-from rest_framework_simplejwt.utils import aware_utcnow
 
 from common.api.bearer import asgi_bearer_token
 from common.api.conditional import none_match_header
@@ -123,20 +122,16 @@ def _token_user(scope) -> tuple[str | None, object]:
     """The user id and password claim of a valid access token in the request, else None, None."""
     raw = asgi_bearer_token(scope)
     verified = None if raw is None else _access_token(raw)
-    if verified is None:
-        return None, None
-    try:
-        verified.token.check_exp(current_time=aware_utcnow())  # now, not when verified
-    except (TokenError, OverflowError, ValueError):
+    if verified is None or verified.valid_until <= time.time():  # expired now, not when verified
         return None, None
     return verified.user_id, verified.revoke_claim
 
 
 @dataclass(frozen=True)
 class _Verified:
-    token: AccessToken
     user_id: str
     revoke_claim: object  # the digest of the user's password the token was issued under
+    valid_until: float  # unix seconds: simplejwt refuses it from then on (its `exp` + LEEWAY)
 
 
 @functools.lru_cache(maxsize=4096)  # bounded; a client sends its token again and again
@@ -146,7 +141,10 @@ def _access_token(raw: str) -> _Verified | None:
     try:
         token = AccessToken(raw)  # type: ignore[arg-type]  # a raw token string, as simplejwt takes
         user_id = str(token[api_settings.USER_ID_CLAIM])
-        return _Verified(token, user_id, token.get(api_settings.REVOKE_TOKEN_CLAIM))
+        # simplejwt's check_exp: refused once exp <= now - leeway
+        leeway = token.get_token_backend().get_leeway().total_seconds()
+        valid_until = float(token["exp"]) + leeway
+        return _Verified(user_id, token.get(api_settings.REVOKE_TOKEN_CLAIM), valid_until)
     except (TokenError, KeyError, OverflowError, ValueError, TypeError):
         return None
 

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, cast
 
 from django.conf import settings
+from django.core.signals import setting_changed
 
 from common.infra.redis_clients import shared_redis
 
@@ -225,15 +226,31 @@ _memory = MemoryStore()
 _stores: dict[tuple, RedisStore] = {}
 
 
+_current: list[RedisStore | MemoryStore] = []  # the store of the current settings, once known
+
+
 def store() -> RedisStore | MemoryStore:
-    """The store that settings.CACHES["default"] names (Redis, or memory for any other backend)."""
+    """The store that settings.CACHES["default"] names (Redis, or memory for any other backend).
+
+    Looked up once (every hit asks several times), again when CACHES changes (tests)."""
+    if _current:
+        return _current[0]
     config: dict[str, Any] = settings.CACHES["default"]
     if not config["BACKEND"].endswith("RedisCache"):
         return _memory
     identity = (config["LOCATION"], config.get("KEY_PREFIX", ""))
     if identity not in _stores:
         _stores[identity] = RedisStore(*identity)
-    return _stores[identity]
+    _current[:] = [_stores[identity]]
+    return _current[0]
+
+
+def _settings_changed(setting: str, **kwargs) -> None:
+    if setting == "CACHES":
+        _current.clear()
+
+
+setting_changed.connect(_settings_changed, dispatch_uid="common.infra.cache.store")
 
 
 def _queue(pipeline, operation: str, key: str, *rest) -> None:
