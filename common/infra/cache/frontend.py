@@ -3,7 +3,8 @@
 A GET of a cached list with a valid access token is answered here, with one Redis round trip for
 the versions and one for the page, without entering Django. Anything else (a miss, no or a bad
 token, Redis trouble, a bump this process could not record yet) goes on to Django, which answers
-and fills the cache (common.infra.cache.pages). The token's signature and claims are verified here
+and fills the cache (common.infra.cache.pages), with the versions read here (a miss reads them
+once). The token's signature and claims are verified here
 (once per token: an LRU of verified tokens), and its expiry on every request; that its user is
 active and the token is of their current password, Django vouches for with a short-lived key it
 sets after authenticating, which deactivating, deleting the user or changing their password
@@ -36,7 +37,7 @@ from common.infra.cache.keys import (
     reader_audience,
     version_name,
 )
-from common.infra.cache.pages import unpack_tagged_page
+from common.infra.cache.pages import HANDED_VERSIONS, unpack_tagged_page
 from common.infra.cache.store import CacheDown, RedisStore, cache_skipped, store
 
 
@@ -76,7 +77,11 @@ class CachedListFrontend:
             # A version not started, a user not vouched for lately, or a token of their password
             # before the one Django vouched with: Django answers (and vouches again).
             vouched = read_vouch(vouch, claim) if vouch is not None else None
-            if None in found or vouched is None:
+            if None in found:
+                return None
+            versions = {name: int(raw or 0) for name, raw in zip(names, found, strict=True)}
+            scope[HANDED_VERSIONS] = versions  # if Django answers, it need not read them again
+            if vouched is None:
                 return None
             memberships, renew_at = vouched
             if renew_at <= time.time() and _renewing(user_id):
@@ -84,7 +89,6 @@ class CachedListFrontend:
             audience = reader_audience(resource, project, memberships)
             if audience is None:  # a project the reader is not a member of: Django says 400
                 return None
-            versions = {name: int(raw or 0) for name, raw in zip(names, found, strict=True)}
             name = page_name(resource, versions, scheme_host + scope["path"], canonical, audience)
             [raw_page] = await redis.get_many_async([name])
         except CacheDown:

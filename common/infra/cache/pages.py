@@ -36,11 +36,20 @@ from common.infra.cache.keys import (
     vouch_value,
 )
 from common.infra.cache.store import CacheDown, Command, cache_skipped, now_us, store
-from common.infra.cache.versions import page_is_fresh, read_versions, retry_pending, start_versions
+from common.infra.cache.versions import (
+    page_is_fresh,
+    pending_bumps,
+    read_versions,
+    retry_pending,
+    start_versions,
+)
 
 PAGE_TTL_SECONDS = 300
 BUILD_LOCK_SECONDS = 5
 WAIT_FOR_BUILDER_SECONDS = 2.0
+# The scope key under which the hit path hands Django the versions it read for a request it
+# did not answer: read before Django reads the database, they are as good as its own read.
+HANDED_VERSIONS = "taskwire.list_cache.versions"
 # How long the hit path trusts that a token's user is still active with the same password, at
 # most: a change Django sees takes the vouch away at once (common.domain.revocation), a bulk
 # update() only when it lapses. Past ACTIVE_USER_RENEW_SECONDS, one request of the user per
@@ -85,6 +94,7 @@ def cached_page(
     *,
     count_query: str | None = None,
     also: Sequence[Command] = (),
+    handed: dict[str, int] | None = None,
 ) -> tuple[bytes, bool]:
     """The page's bytes and whether they came from the cache.
 
@@ -93,7 +103,7 @@ def cached_page(
     a short lock, so a burst of misses on one page costs one query. `count_query`: the query the
     list's count depends on (paged_query), read with the page for cached_count; `also`: writes
     of the caller's, made once the page is answered (none when building it fails), in the same
-    round trip as the cache's own.
+    round trip as the cache's own; `handed`: the versions the hit path read for this request.
 
     Round trips: the versions; the page, the lock and the count together; on a miss, the page,
     the count, `also` and the lock's release together after the build.
@@ -104,9 +114,13 @@ def cached_page(
         uncached = build()
         _send_apart(also)
         return uncached, False
+    names = page_versions(resource, request.GET.get("project"))
     try:
-        retry_pending()  # a bump this process could not record goes first
-        versions = read_versions(page_versions(resource, request.GET.get("project")))
+        if handed is not None and handed.keys() == set(names) and not pending_bumps().names:
+            versions: dict[str, int | None] = {**handed}
+        else:
+            retry_pending()  # a bump this process could not record goes first
+            versions = read_versions(names)
     except CacheDown:
         return build(), False
     if None in versions.values():
@@ -269,6 +283,7 @@ class CachedListMixin(_ListView):
             build,
             count_query=paged_query(request.GET, self.paging_parameters()),
             also=[_remember_active(request.user, memberships)],
+            handed=getattr(request, "scope", {}).get(HANDED_VERSIONS),
         )
         response = HttpResponse(page, content_type="application/json")
         response["X-Cache"] = "hit" if hit else "miss"
