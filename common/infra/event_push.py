@@ -2,31 +2,27 @@
 
 Each event is encoded once, as its envelope's JSON text, and published once, on the channel of
 its project (`{prefix}:events:project:{id}`, names of our own), with redis-py's public API: one
-pipeline per batch, one client (and connection pool) per Redis URL per process. The realtime
-process holds one subscription to them all (realtime.fanout). Without Redis (the local mode) the
-same text goes to the listeners of this process.
+pipeline per batch, on the process's one client of that Redis (common.infra.redis_clients).
+The realtime process holds one subscription to them all (realtime.fanout). Without Redis (the
+local mode) the same text goes to the listeners of this process.
 """
 
 import json
 import logging
-import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from django.conf import settings
 
 from common.domain.models import Event
+from common.infra.redis_clients import shared_redis
 
 if TYPE_CHECKING:  # redis is imported by the first push, not at every function's start
     import redis
 
 logger = logging.getLogger("common.domain.events")
 
-SEND_TIMEOUT_SECONDS = 2  # a slow Redis delays the write's answer by at most about this much
 PUBLISH_BATCH = 1000  # PUBLISHes per round trip
-
-_clients: dict[str, "redis.Redis"] = {}
-_clients_lock = threading.Lock()
 _local_listeners: list[Callable[[int, str], None]] = []
 
 
@@ -74,11 +70,10 @@ def push_messages(messages: Sequence[tuple[int, str]]) -> None:
             for project_id, text in messages:
                 listener(project_id, text)
         return
-    from redis.exceptions import RedisError
-
-    try:
-        _publish(redis_client(settings.CHANNEL_REDIS_URL), redis_messages(messages))
-    except (RedisError, OSError) as exc:
+    shared = shared_redis(settings.CHANNEL_REDIS_URL)
+    try:  # a slow Redis delays the write's answer by at most its timeout (0.5 s) a batch
+        _publish(shared.client, redis_messages(messages))
+    except shared.errors as exc:
         logger.warning("%d event(s) not pushed live (they stay in the log): %s", len(messages), exc)
 
 
@@ -88,24 +83,6 @@ def _publish(client: "redis.Redis", messages: list[tuple[str, str]]) -> None:
             for channel, text in messages[start : start + PUBLISH_BATCH]:
                 pipeline.publish(channel, text)
             pipeline.execute()
-
-
-def redis_client(url: str) -> "redis.Redis":
-    """This process's client of the Redis at `url` (thread-safe: redis-py pools connections)."""
-    client = _clients.get(url)
-    if client is None:
-        import redis
-
-        with _clients_lock:
-            client = _clients.setdefault(
-                url,
-                redis.Redis.from_url(
-                    url,
-                    socket_connect_timeout=SEND_TIMEOUT_SECONDS,
-                    socket_timeout=SEND_TIMEOUT_SECONDS,
-                ),
-            )
-    return client
 
 
 def listen_in_process(listener: Callable[[int, str], None]) -> Callable[[], None]:

@@ -7,9 +7,10 @@ failure). The script runs whole inside Redis, so concurrent requests can never t
 than there are: checking and counting are one step, not two.
 
 The clock is this module's `clock` (seconds, wall time), passed to the script: tests move it.
-The logs live in the list cache's Redis (CACHE_REDIS_URL) under `{REDIS_PREFIX}:limit:`, with a
-client of their own (0.5 s timeouts, no retries). Without Redis (local mode) they are kept in
-the process. Redis failing raises LimitsDown: each caller chooses which way it degrades.
+The logs live in the list cache's Redis (CACHE_REDIS_URL) under `{REDIS_PREFIX}:limit:`, through
+the process's one client of it (common.infra.redis_clients: 0.5 s timeouts, no retries).
+Without Redis (local mode) they are kept in the process. Redis failing raises LimitsDown: each
+caller chooses which way it degrades.
 """
 
 import math
@@ -20,6 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
+
+from common.infra.redis_clients import shared_redis
 
 clock = time.time  # replaced by tests
 
@@ -74,15 +77,8 @@ class Place:
 
 class RedisLimits:
     def __init__(self, url: str, prefix: str) -> None:
-        import redis  # at first use, not at a function's start (bench cold_start)
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
-
-        self.errors = (redis.RedisError, OSError)
-        self.prefix = prefix
-        self.client = redis.Redis.from_url(
-            url, socket_connect_timeout=0.5, socket_timeout=0.5, retry=Retry(NoBackoff(), 0)
-        )
+        shared = shared_redis(url)  # made at first use, not at a function's start (cold_start)
+        self.errors, self.client, self.prefix = shared.errors, shared.client, prefix
         self._acquire = self.client.register_script(_ACQUIRE)
 
     def key(self, name: str) -> str:

@@ -139,3 +139,25 @@ def test_a_token_the_hit_path_verified_is_refused_once_it_expires(team):
 
     assert [answer.headers["x-cache"] for answer in answers] == ["miss", "hit", "hit"]
     assert async_to_sync(get)().status_code == 401
+
+
+def test_a_miss_through_the_hit_path_reads_the_versions_once_and_is_still_fresh(team, monkeypatch):
+    from common.infra.cache import pages
+    from common.infra.cache.versions import bump
+
+    alice, *_ = team
+    read(alice, "/tasks/"), read(alice, "/tasks/")  # the versions exist, the reader is vouched
+    reads: list[object] = []
+    original = pages.read_versions
+    monkeypatch.setattr(
+        pages, "read_versions", lambda names: reads.append(names) or original(names)
+    )
+    bump(("tasks",))  # as a write does: the next read is a miss
+    TaskFactory(project=team[3], title="After the bump")
+
+    answer = read(alice, "/tasks/")
+
+    assert answer.headers["x-cache"] == "miss"
+    assert "After the bump" in titles(answer)
+    assert reads == []  # Django took the versions the hit path had read
+    assert read(alice, "/tasks/").headers["x-cache"] == "hit"

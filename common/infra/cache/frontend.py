@@ -3,7 +3,8 @@
 A GET of a cached list with a valid access token is answered here, with one Redis round trip for
 the versions and one for the page, without entering Django. Anything else (a miss, no or a bad
 token, Redis trouble, a bump this process could not record yet) goes on to Django, which answers
-and fills the cache (common.infra.cache.pages). The token's signature and claims are verified here
+and fills the cache (common.infra.cache.pages), with the versions read here (a miss reads them
+once). The token's signature and claims are verified here
 (once per token: an LRU of verified tokens), and its expiry on every request; that its user is
 active and the token is of their current password, Django vouches for with a short-lived key it
 sets after authenticating, which deactivating, deleting the user or changing their password
@@ -22,7 +23,6 @@ from django.http import QueryDict
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import AccessToken
-from rest_framework_simplejwt.utils import aware_utcnow
 
 from common.api.bearer import asgi_bearer_token
 from common.api.conditional import none_match_header
@@ -37,7 +37,7 @@ from common.infra.cache.keys import (
     reader_audience,
     version_name,
 )
-from common.infra.cache.pages import unpack_tagged_page
+from common.infra.cache.pages import HANDED_VERSIONS, unpack_tagged_page
 from common.infra.cache.store import CacheDown, RedisStore, cache_skipped, store
 
 
@@ -77,7 +77,11 @@ class CachedListFrontend:
             # A version not started, a user not vouched for lately, or a token of their password
             # before the one Django vouched with: Django answers (and vouches again).
             vouched = read_vouch(vouch, claim) if vouch is not None else None
-            if None in found or vouched is None:
+            if None in found:
+                return None
+            versions = {name: int(raw or 0) for name, raw in zip(names, found, strict=True)}
+            scope[HANDED_VERSIONS] = versions  # if Django answers, it need not read them again
+            if vouched is None:
                 return None
             memberships, renew_at = vouched
             if renew_at <= time.time() and _renewing(user_id):
@@ -85,7 +89,6 @@ class CachedListFrontend:
             audience = reader_audience(resource, project, memberships)
             if audience is None:  # a project the reader is not a member of: Django says 400
                 return None
-            versions = {name: int(raw or 0) for name, raw in zip(names, found, strict=True)}
             name = page_name(resource, versions, scheme_host + scope["path"], canonical, audience)
             [raw_page] = await redis.get_many_async([name])
         except CacheDown:
@@ -123,20 +126,16 @@ def _token_user(scope) -> tuple[str | None, object]:
     """The user id and password claim of a valid access token in the request, else None, None."""
     raw = asgi_bearer_token(scope)
     verified = None if raw is None else _access_token(raw)
-    if verified is None:
-        return None, None
-    try:
-        verified.token.check_exp(current_time=aware_utcnow())  # now, not when verified
-    except (TokenError, OverflowError, ValueError):
+    if verified is None or verified.valid_until <= time.time():  # expired now, not when verified
         return None, None
     return verified.user_id, verified.revoke_claim
 
 
 @dataclass(frozen=True)
 class _Verified:
-    token: AccessToken
     user_id: str
     revoke_claim: object  # the digest of the user's password the token was issued under
+    valid_until: float  # unix seconds: simplejwt refuses it from then on (its `exp` + LEEWAY)
 
 
 @functools.lru_cache(maxsize=4096)  # bounded; a client sends its token again and again
@@ -146,7 +145,10 @@ def _access_token(raw: str) -> _Verified | None:
     try:
         token = AccessToken(raw)  # type: ignore[arg-type]  # a raw token string, as simplejwt takes
         user_id = str(token[api_settings.USER_ID_CLAIM])
-        return _Verified(token, user_id, token.get(api_settings.REVOKE_TOKEN_CLAIM))
+        # simplejwt's check_exp: refused once exp <= now - leeway
+        leeway = token.get_token_backend().get_leeway().total_seconds()
+        valid_until = float(token["exp"]) + leeway
+        return _Verified(user_id, token.get(api_settings.REVOKE_TOKEN_CLAIM), valid_until)
     except (TokenError, KeyError, OverflowError, ValueError, TypeError):
         return None
 

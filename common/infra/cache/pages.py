@@ -11,12 +11,13 @@ CACHE_PAGE_MAX_BYTES is served but not stored, and a request that fails stores n
 import contextlib
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, QueryDict
+from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework.renderers import JSONRenderer
 from rest_framework.settings import api_settings
 from rest_framework_simplejwt.utils import get_md5_hash_password
@@ -34,12 +35,21 @@ from common.infra.cache.keys import (
     register_list,
     vouch_value,
 )
-from common.infra.cache.store import CacheDown, cache_skipped, now_us, store
-from common.infra.cache.versions import page_is_fresh, read_versions, retry_pending, start_versions
+from common.infra.cache.store import CacheDown, Command, cache_skipped, now_us, store
+from common.infra.cache.versions import (
+    page_is_fresh,
+    pending_bumps,
+    read_versions,
+    retry_pending,
+    start_versions,
+)
 
 PAGE_TTL_SECONDS = 300
 BUILD_LOCK_SECONDS = 5
 WAIT_FOR_BUILDER_SECONDS = 2.0
+# The scope key under which the hit path hands Django the versions it read for a request it
+# did not answer: read before Django reads the database, they are as good as its own read.
+HANDED_VERSIONS = "taskwire.list_cache.versions"
 # How long the hit path trusts that a token's user is still active with the same password, at
 # most: a change Django sees takes the vouch away at once (common.domain.revocation), a bulk
 # update() only when it lapses. Past ACTIVE_USER_RENEW_SECONDS, one request of the user per
@@ -47,9 +57,6 @@ WAIT_FOR_BUILDER_SECONDS = 2.0
 # costs Django about one request this often, and never a burst of them.
 ACTIVE_USER_SECONDS = 10
 ACTIVE_USER_RENEW_SECONDS = 5
-
-# While a page is built: what its list's count is known by (resource, versions, audience).
-_counted: ContextVar[tuple[str, dict[str, int], str] | None] = ContextVar("counted", default=None)
 
 
 def pack_page(page: bytes, built_at: int) -> bytes:
@@ -80,60 +87,102 @@ def request_page_name(
 
 
 def cached_page(
-    request: HttpRequest, resource: str, audience: str | None, build: Callable[[], bytes]
+    request: HttpRequest,
+    resource: str,
+    audience: str | None,
+    build: Callable[[], bytes],
+    *,
+    count_query: str | None = None,
+    also: Sequence[Command] = (),
+    handed: dict[str, int] | None = None,
 ) -> tuple[bytes, bool]:
     """The page's bytes and whether they came from the cache.
 
     `request`'s query is already canonical (CachedListMixin); `audience` says who shares the
     page (keys.reader_audience), None for a page no cached one may answer. A miss builds under
-    a short lock, so a burst of misses on one page costs one query.
+    a short lock, so a burst of misses on one page costs one query. `count_query`: the query the
+    list's count depends on (paged_query), read with the page for cached_count; `also`: writes
+    of the caller's, made once the page is answered (none when building it fails), in the same
+    round trip as the cache's own; `handed`: the versions the hit path read for this request.
+
+    Round trips: the versions; the page, the lock and the count together; on a miss, the page,
+    the count, `also` and the lock's release together after the build.
     """
-    if cache_skipped() or audience is None:
+    if cache_skipped():
         return build(), False
+    if audience is None:
+        uncached = build()
+        _send_apart(also)
+        return uncached, False
+    names = page_versions(resource, request.GET.get("project"))
     try:
-        retry_pending()  # a bump this process could not record goes first
-        versions = read_versions(page_versions(resource, request.GET.get("project")))
+        if handed is not None and handed.keys() == set(names) and not pending_bumps().names:
+            versions: dict[str, int | None] = {**handed}
+        else:
+            retry_pending()  # a bump this process could not record goes first
+            versions = read_versions(names)
     except CacheDown:
         return build(), False
     if None in versions.values():
-        return _build_first(request, resource, versions, audience, build), False
-    name = request_page_name(request, resource, cast(dict[str, int], versions), audience)
+        uncached = _build_first(request, resource, versions, audience, build)
+        _send_apart(also)
+        return uncached, False
+    known = cast(dict[str, int], versions)
+    name = request_page_name(request, resource, known, audience)
+    counted = None if count_query is None else count_name(resource, known, count_query, audience)
+    commands: list[Command] = [("get", name), ("add", lock_name(name), b"1", BUILD_LOCK_SECONDS)]
+    commands += [("get", counted)] if counted else []
     try:
-        if (page := unpack_page(store().get_many([name])[0])) is not None:
-            return page, True
-        locked = store().add(lock_name(name), b"1", BUILD_LOCK_SECONDS)
-        if not locked and (page := _wait_for(name)) is not None:
-            return page, True
+        raw, locked, *found = store().batch(commands)
+        if (cached := unpack_page(raw)) is not None:
+            # a lock taken in the same round trip is not needed
+            _send_apart([*also, *([("delete", lock_name(name))] if locked else [])])
+            return cached, True
+        if not locked and (cached := _wait_for(name)) is not None:
+            _send_apart(also)
+            return cached, True
     except CacheDown:
         return build(), False
-    counted = _counted.set((resource, cast(dict[str, int], versions), audience))
+    count = _Count(counted, count_query, unpack_page(found[0]) if counted else None)
+    token = _counted.set(count)
+    writes: list[Command] = [("delete", lock_name(name))] if locked else []
     try:
         built_at = now_us()
         page = build()  # may raise: a bad filter is a 400, and nothing is stored
-        _store(name, page, built_at)
+        writes = [*_page_write(name, page, built_at), *count.writes, *also, *writes]
     finally:
-        _counted.reset(counted)
-        if locked:
-            with contextlib.suppress(CacheDown):
-                store().delete(lock_name(name))
+        _counted.reset(token)
+        _send_apart(writes)
     return page, False
+
+
+class _Count:
+    """While a page is built: its list's count as read with the page, and the write of it."""
+
+    def __init__(self, name: str | None, query: str | None, found: bytes | None) -> None:
+        self.name, self.query, self.found = name, query, found
+        self.writes: list[Command] = []
+
+
+# While a page is built: what its list's count is known by (cached_page).
+_counted: ContextVar[_Count | None] = ContextVar("counted", default=None)
 
 
 def cached_count(query: str, count: Callable[[], int]) -> int:
     """The row count of the list being built with the filters `query`, shared by its pages.
 
     Stored beside the page, under the same versions and audience: a walk through the pages of
-    a list after a write counts its rows once, not once a page.
+    a list after a write counts its rows once, not once a page. Read with the page, written
+    with it (cached_page).
     """
-    if (scope := _counted.get()) is None or cache_skipped():
+    if (known := _counted.get()) is None or known.name is None or known.query != query:
         return count()
-    name = count_name(*scope[:2], query, scope[2])
-    with contextlib.suppress(CacheDown, ValueError):
-        if (found := unpack_page(store().get_many([name])[0])) is not None:
-            return int(found)
+    with contextlib.suppress(ValueError):
+        if known.found is not None:
+            return int(known.found)
     built_at = now_us()
     rows = count()
-    _store(name, str(rows).encode(), built_at)
+    known.writes = _page_write(known.name, str(rows).encode(), built_at)
     return rows
 
 
@@ -156,15 +205,21 @@ def _build_first(
         absent = [name for name, version in versions.items() if version is None]
         if started := start_versions(absent):
             name = request_page_name(request, resource, {**versions, **started}, audience)
-            _store(name, page, built_at)
+            store().batch(_page_write(name, page, built_at))
     return page
 
 
-def _store(name: str, page: bytes, built_at: int) -> None:
+def _page_write(name: str, page: bytes, built_at: int) -> list[Command]:
     if len(page) > settings.CACHE_PAGE_MAX_BYTES:
-        return  # served, but one page may not take a share of Redis this large
-    with contextlib.suppress(CacheDown):
-        store().set(name, pack_page(page, built_at), _ttl())
+        return []  # served, but one page may not take a share of Redis this large
+    return [("set", name, pack_page(page, built_at), _ttl())]
+
+
+def _send_apart(commands: Sequence[Command]) -> None:
+    """Best effort: a write Redis refuses is not made (the breaker then skips the cache)."""
+    if commands:
+        with contextlib.suppress(CacheDown):
+            store().batch(commands)
 
 
 def _wait_for(name: str) -> bytes | None:
@@ -221,28 +276,45 @@ class CachedListMixin(_ListView):
         memberships = memberships_value(membership_roles(request.user))
         audience = reader_audience(self.cache_resource, request.GET.get("project"), memberships)
         build = lambda: self.render_list(request)  # noqa: E731
-        page, hit = cached_page(request, self.cache_resource, audience, build)
-        _remember_active(request.user, memberships)
+        page, hit = cached_page(
+            request,
+            self.cache_resource,
+            audience,
+            build,
+            count_query=paged_query(request.GET, self.paging_parameters()),
+            also=[_remember_active(request.user, memberships)],
+            handed=getattr(request, "scope", {}).get(HANDED_VERSIONS),
+        )
         response = HttpResponse(page, content_type="application/json")
         response["X-Cache"] = "hit" if hit else "miss"
         response["ETag"] = page_tag(page)
         return not_modified(response) if none_match(request, response["ETag"]) else response
 
+    def filter_queryset(self, queryset):
+        """The filters' queryset; unchanged, without building the filterset and its form (most of
+        a miss's own time), when the query names none of the filters: each would let it pass."""
+        filterset = getattr(self, "filterset_class", None)
+        named = filterset and filterset.base_filters.keys() & self.request.GET.keys()
+        if filterset and not named and list(self.filter_backends) == [DjangoFilterBackend]:
+            return queryset
+        return super().filter_queryset(queryset)
+
     def render_list(self, request) -> bytes:
         """The page's bytes on a miss: DRF's list, rendered (views may do it faster)."""
         return JSONRenderer().render(super().list(request).data)
 
+    def paging_parameters(self) -> tuple[str, str]:
+        paginator: Any = self.pagination_class
+        return paginator.page_query_param, paginator.page_size_query_param
+
     def count_rows(self, queryset) -> int:
         """The count of the filtered `queryset`, shared by every page of it (cached_count)."""
-        paginator: Any = self.paginator
-        paging = (paginator.page_query_param, paginator.page_size_query_param)
-        return cached_count(paged_query(self.request.GET, paging), queryset.count)
+        return cached_count(paged_query(self.request.GET, self.paging_parameters()), queryset.count)
 
 
-def _remember_active(user, memberships: bytes) -> None:
-    """Vouch for the user to the hit path, with the password claim and memberships it decides by."""
-    with contextlib.suppress(CacheDown):
-        if not cache_skipped():
-            renew_at = int(time.time()) + ACTIVE_USER_RENEW_SECONDS
-            vouch = vouch_value(get_md5_hash_password(user.password), renew_at, memberships)
-            store().set(active_user_name(user.pk), vouch, ACTIVE_USER_SECONDS)
+def _remember_active(user, memberships: bytes) -> Command:
+    """The vouch for the user to the hit path, with the password claim and memberships it
+    decides by: a write cached_page sends with its reads."""
+    renew_at = int(time.time()) + ACTIVE_USER_RENEW_SECONDS
+    vouch = vouch_value(get_md5_hash_password(user.password), renew_at, memberships)
+    return ("set", active_user_name(user.pk), vouch, ACTIVE_USER_SECONDS)

@@ -1,4 +1,4 @@
-"""Where the list cache keeps its bytes: Redis through a client of its own, or memory without Redis.
+"""Where the list cache keeps its bytes: Redis (the process's shared client), or memory without it.
 
 Values are raw bytes in, raw bytes out: nothing read back is ever unpickled or decoded as code.
 Every key carries the store's generation, Redis's run_id, which is new on every start of the
@@ -10,24 +10,26 @@ wrote belongs to the instance before the restart.
 A Redis error surfaces as CacheDown, and the cache is then skipped for a few seconds.
 """
 
-import asyncio
 import logging
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from django.conf import settings
+from django.core.signals import setting_changed
 
-if TYPE_CHECKING:  # redis is imported by the first RedisStore, not at every function's start
-    from redis import asyncio as aioredis
+from common.infra.redis_clients import shared_redis
 
 logger = logging.getLogger("common.infra.cache")
 
 SKIP_AFTER_ERROR_SECONDS = 5.0
 
 Messages = Sequence[tuple[str, str]]  # (pub/sub channel, text)
+# A command of a batch (RedisStore.batch): ("get", name), ("add", name, value, ttl) (set when
+# absent; its result says whether it was), ("set", name, value, ttl) or ("delete", name).
+Command = tuple[Any, ...]
 
 
 class CacheDown(Exception):
@@ -57,42 +59,19 @@ def now_us() -> int:
 
 
 class RedisStore(Breaker):
-    """One Redis, one prefix: a sync client for Django's side, an asyncio one per event loop."""
+    """One Redis, one prefix, through the process's shared clients of that Redis
+    (common.infra.redis_clients): the sync one for Django's side, the asyncio one of the event
+    loop for the hit path. The generation is the run_id the latest connection read."""
 
-    def __init__(self, url: str, options: dict, prefix: str) -> None:
-        self.url, self.options, self.prefix = url, options, prefix
-        self.generation: str | None = None
-        import redis
+    def __init__(self, url: str, prefix: str) -> None:
+        self.url, self.prefix = url, prefix
+        self.redis = shared_redis(url)
+        self.errors = self.redis.errors  # what any command may raise: CacheDown
+        self.client = self.redis.client
 
-        self.errors = (redis.RedisError, OSError)  # what any command may raise: CacheDown
-        # No retries behind our back: a frozen Redis costs one timeout, then the database answers.
-        self.client = redis.Redis.from_url(
-            url, retry=_no_retry(), redis_connect_func=self._on_connect, **options
-        )
-        self._async_clients: dict[asyncio.AbstractEventLoop, aioredis.Redis] = {}
-
-    def _on_connect(self, connection) -> None:
-        connection.on_connect()
-        connection.send_command("INFO", "server")
-        self.generation = _run_id(connection.read_response())
-
-    async def _on_connect_async(self, connection) -> None:
-        await connection.on_connect()
-        await connection.send_command("INFO", "server")
-        self.generation = _run_id(await connection.read_response())
-
-    def _async_client(self) -> "aioredis.Redis":
-        loop = asyncio.get_running_loop()
-        if loop not in self._async_clients:
-            from redis import asyncio as aioredis
-
-            self._async_clients[loop] = aioredis.Redis.from_url(
-                self.url,
-                retry=_no_retry(),
-                redis_connect_func=self._on_connect_async,
-                **self.options,
-            )
-        return self._async_clients[loop]
+    @property
+    def generation(self) -> str | None:
+        return self.redis.run_id
 
     def _run(self, work: Callable[[Callable[[str], str]], object]):
         try:
@@ -134,6 +113,17 @@ class RedisStore(Breaker):
     def delete(self, name: str) -> None:
         self._run(lambda key: self.client.delete(key(name)))
 
+    def batch(self, commands: Sequence[Command]) -> list[Any]:
+        """Several commands in one round trip (a pipeline, not a transaction); their results."""
+
+        def work(key):
+            with self.client.pipeline(transaction=False) as pipeline:
+                for operation, name, *rest in commands:
+                    _queue(pipeline, operation, key(name), *rest)
+                return pipeline.execute()
+
+        return self._run(work)
+
     def bump(self, names: Iterable[str], start: int, publish: Messages = ()) -> None:
         """Each name up by one, atomically; one never set (or evicted) first starts at `start`.
         Then each (channel, text) of `publish` is PUBLISHed, in the same round trip."""
@@ -154,7 +144,7 @@ class RedisStore(Breaker):
 
     async def get_many_async(self, names: list[str]) -> list[bytes | None]:
         """MGET from the event loop (the hit path); raises CacheDown as the sync calls do."""
-        client = self._async_client()
+        client = self.redis.async_client()
         try:
             if self.generation is None:
                 await client.ping()
@@ -216,6 +206,11 @@ class MemoryStore(Breaker):
         with self._lock:
             self._values.pop(name, None)
 
+    def batch(self, commands: Sequence[Command]) -> list[Any]:
+        operations: dict[str, Callable[..., Any]] = {"get": lambda name: self.get_many([name])[0]}
+        operations |= {"add": self.add, "set": self.set, "delete": self.delete}
+        return [operations[operation](*rest) for operation, *rest in commands]
+
     def bump(self, names: Iterable[str], start: int, publish: Messages = ()) -> None:
         if publish:
             raise ValueError("the memory store has no channels to publish on")
@@ -231,29 +226,38 @@ _memory = MemoryStore()
 _stores: dict[tuple, RedisStore] = {}
 
 
+_current: list[RedisStore | MemoryStore] = []  # the store of the current settings, once known
+
+
 def store() -> RedisStore | MemoryStore:
-    """The store that settings.CACHES["default"] names (Redis, or memory for any other backend)."""
+    """The store that settings.CACHES["default"] names (Redis, or memory for any other backend).
+
+    Looked up once (every hit asks several times), again when CACHES changes (tests)."""
+    if _current:
+        return _current[0]
     config: dict[str, Any] = settings.CACHES["default"]
     if not config["BACKEND"].endswith("RedisCache"):
         return _memory
-    options = config.get("OPTIONS", {})
-    identity = (config["LOCATION"], config.get("KEY_PREFIX", ""), tuple(sorted(options.items())))
+    identity = (config["LOCATION"], config.get("KEY_PREFIX", ""))
     if identity not in _stores:
-        _stores[identity] = RedisStore(config["LOCATION"], options, config.get("KEY_PREFIX", ""))
-    return _stores[identity]
+        _stores[identity] = RedisStore(*identity)
+    _current[:] = [_stores[identity]]
+    return _current[0]
 
 
-def _run_id(info: bytes) -> str:
-    for line in info.decode().splitlines():
-        if line.startswith("run_id:"):
-            return line.removeprefix("run_id:").strip()
-    from redis.exceptions import ResponseError
-
-    raise ResponseError("INFO server has no run_id")
+def _settings_changed(setting: str, **kwargs) -> None:
+    if setting == "CACHES":
+        _current.clear()
 
 
-def _no_retry():
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
+setting_changed.connect(_settings_changed, dispatch_uid="common.infra.cache.store")
 
-    return Retry(NoBackoff(), 0)
+
+def _queue(pipeline, operation: str, key: str, *rest) -> None:
+    if operation == "get":
+        pipeline.get(key)
+    elif operation == "delete":
+        pipeline.delete(key)
+    else:
+        value, ttl = rest
+        pipeline.set(key, value, ex=ttl, nx=operation == "add")
