@@ -102,20 +102,26 @@ class Hub:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._check_now.wait(), ACTIVE_CHECK_SECONDS)
             self._check_now.clear()
-            try:
-                claims = await _active_password_claims(list(self.by_user))
-            except DatabaseError as exc:  # checked again next time
-                logger.warning("realtime: could not check users are active: %s", exc)
-                continue
-            revoked = [
-                listener
-                for username, listeners in self.by_user.items()
-                for listener in listeners
-                if claims.get(username) != listener.password_claim
-            ]
-            for listener in revoked:
-                self.leave(listener)
-                listener.revoke()
+            await self._check_once()
+
+    async def _check_once(self) -> None:
+        usernames = list(self.by_user)
+        try:
+            claims = await _active_password_claims(usernames)
+        except DatabaseError as exc:  # checked again next time
+            logger.warning("realtime: could not check users are active: %s", exc)
+            return
+        # The users read only: one whose first socket came while the rows were read is not
+        # missing from them (it was closed as if deactivated), it is checked next time.
+        revoked = [
+            listener
+            for username in usernames
+            for listener in self.by_user.get(username, ())
+            if claims.get(username) != listener.password_claim
+        ]
+        for listener in revoked:
+            self.leave(listener)
+            listener.revoke()
 
     def join(self, listener: Listener, projects: Iterable[int]) -> None:
         """Deliver the events of `projects` (its user's, as read after `watch`) to `listener`."""
