@@ -41,6 +41,7 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_BAD_REQUEST = 4400
 CLOSE_TOO_MANY_SOCKETS = 4429
 CLOSE_TRY_AGAIN_LATER = 1013  # RFC 6455: the server cannot serve it now
+CLOSE_INTERNAL_ERROR = 1011
 
 # Redis (the event subscription, the socket quota) refusing, failing or too slow to answer.
 REDIS_UNAVAILABLE = (
@@ -181,6 +182,10 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         except DatabaseError as exc:  # a gap not filled: the client resumes from its cursor
             logger.warning("websocket closed, the event log is unavailable: %s", exc)
             await self.close(code=CLOSE_TRY_AGAIN_LATER)
+        except Exception:  # this socket's alone: never the hub's, which goes on to the others
+            logger.exception("websocket closed, an event could not be sent")
+            self.closed = True
+            asyncio.get_running_loop().create_task(self.close(code=CLOSE_INTERNAL_ERROR))
         finally:
             self.busy, self.forwarding = False, None
 

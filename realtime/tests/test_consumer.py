@@ -191,6 +191,28 @@ async def test_a_socket_whose_sends_wait_holds_up_no_other_and_gets_its_events_i
     assert [(await receive(slow))["seq"] for _ in range(3)] == [2, 3, 4]
 
 
+async def test_a_socket_whose_send_fails_is_closed_and_the_others_get_the_event(connect, caplog):
+    project = await in_thread(ProjectFactory)(owner__username="alice")
+    sockets = [await connect(), await connect()]
+    await in_thread(create_task)(project)
+    assert [(await receive(socket))["seq"] for socket in sockets] == [1, 1]
+    broken = next(iter(hub().by_user["alice"]))
+    send = broken.base_send
+
+    async def fails_on_events(message):
+        if message["type"] == "websocket.send":
+            raise RuntimeError("broken socket")
+        await send(message)
+
+    broken.base_send = fails_on_events
+    await in_thread(create_task)(project, "second")
+
+    outputs = [await socket.receive_output(timeout=TIMEOUT) for socket in sockets]
+    assert sorted(output["type"] for output in outputs) == ["websocket.close", "websocket.send"]
+    assert {output.get("code") for output in outputs} == {None, 1011}
+    assert "an event could not be sent" in caplog.text
+
+
 async def test_a_bad_query_gets_an_error_and_close_4400(connect):
     socket = await connect("projects=1,abc")
 
