@@ -24,7 +24,6 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.db.models import Max, Min
 from django.utils import timezone
-from uvicorn.protocols.utils import ClientDisconnected
 
 from common.domain.events import envelope, event_list_after
 from common.domain.models import Event, Membership, Project
@@ -177,7 +176,7 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
                 if not self.inbox or self.closed:
                     return
                 item = self.inbox.popleft()
-        except ClientDisconnected:  # its disconnect() follows
+        except OSError:  # gone (ASGI: the server's send raises one): its disconnect() follows
             self.closed = True
         except DatabaseError as exc:  # a gap not filled: the client resumes from its cursor
             logger.warning("websocket closed, the event log is unavailable: %s", exc)
