@@ -1,28 +1,34 @@
 """The /ws/notifications/ consumer: committed events, per project in `seq` order, resumable.
 
 Live events come from this process's hub (realtime.fanout), best effort and possibly out of
-order across writers; each socket handles its own in its own task, in arrival order.
+order across writers; each socket handles its own in arrival order. An idle socket sends an event
+at once, in the hub's call (realtime.eager): no task per socket per event; one with a send in
+flight (a replay, a slow client) queues it for that send's task, which holds up no other socket.
 The event log fills every gap: a project's events are sent strictly in `seq` order, each once,
 replayed from the log when a client resumes (`since`) or when a live event skips ahead. Without a
 cursor a client starts with the first event logged after it connected.
 """
 
 import asyncio
+import contextvars
 import logging
 import random
 import uuid
+from collections import deque
 from datetime import UTC, datetime
 
 import redis.exceptions
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
+from django.db import DatabaseError
 from django.db.models import Max, Min
 from django.utils import timezone
 
 from common.domain.events import envelope, event_list_after
 from common.domain.models import Event, Membership, Project
 from common.infra.event_push import encode
+from realtime import eager
 from realtime.auth import accepted_subprotocol, authenticate
 from realtime.fanout import hub
 from realtime.socket_quota import MAX_PER_USER, socket_quota
@@ -34,6 +40,7 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_BAD_REQUEST = 4400
 CLOSE_TOO_MANY_SOCKETS = 4429
 CLOSE_TRY_AGAIN_LATER = 1013  # RFC 6455: the server cannot serve it now
+CLOSE_INTERNAL_ERROR = 1011
 
 # Redis (the event subscription, the socket quota) refusing, failing or too slow to answer.
 REDIS_UNAVAILABLE = (
@@ -47,10 +54,16 @@ REDIS_WAIT_SECONDS = 5
 
 class NotificationConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
+        # The socket's own context, where its sends run: not the hub's caller's.
+        self.context = contextvars.copy_context()
         self.connected_at = timezone.now()
         self.last_seq: dict[int, int] = {}
         self.timers: list[asyncio.Task] = []
-        self.inbox: asyncio.Queue[tuple[int, int, str | None, bool]] = asyncio.Queue()
+        # Live events waiting for the send in flight; `busy` while one is (or the connect's replay).
+        self.inbox: deque[tuple[int, int, str | None, bool]] = deque()
+        self.busy = True
+        self.forwarding: asyncio.Task | None = None
+        self.closed = False  # by the server: nothing more is sent
         self.fanout = hub()  # this loop's, kept: the socket leaves the hub it joined
         self.quota = socket_quota()
         self.joined = False
@@ -86,8 +99,10 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         for project_id, seq in self.subscription.since.items():
             if self.wants(project_id) and project_id in self.member_of:
                 await self._resume(project_id, seq)
+        self.busy = False
+        if self.inbox:  # live events that came during the replay
+            self._take(self.inbox.popleft())
         self.timers = [
-            asyncio.create_task(self._forward_forever()),  # live events, after the replay
             asyncio.create_task(self._close_at(caller.expires_at)),
             asyncio.create_task(self._ping_forever()),
         ]
@@ -102,11 +117,18 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "error", "detail": detail})
         await self.close(code=code)
 
+    async def close(self, code=None, reason=None) -> None:
+        self.closed = True
+        await super().close(code, reason)
+
     async def disconnect(self, code: int) -> None:
+        self.closed = True
         if self.joined:
             self.fanout.leave(self)
         for timer in self.timers:
             timer.cancel()
+        if self.forwarding is not None:
+            self.forwarding.cancel()
         await self._release_place()
 
     async def receive_json(self, content, **kwargs) -> None:
@@ -127,18 +149,44 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         return self.subscription.wants(project_id)
 
     def offer(self, project_id: int, seq: int, text: str, *, starts: bool = False) -> None:
-        """A live event from the hub: queued for this socket's own task (never blocks the hub)."""
-        self.inbox.put_nowait((project_id, seq, text, starts))
+        """A live event from the hub: sent now if the socket is idle, else queued (never blocks
+        the hub)."""
+        self._take((project_id, seq, text, starts))
 
     def unsubscribed(self, project_id: int) -> None:
-        self.inbox.put_nowait((project_id, 0, None, False))
+        self._take((project_id, 0, None, False))
 
     def revoke(self) -> None:
         asyncio.get_running_loop().create_task(self.close(code=CLOSE_UNAUTHORIZED))
 
-    async def _forward_forever(self) -> None:
-        while True:
-            await self._forward(*await self.inbox.get())
+    def _take(self, item: tuple[int, int, str | None, bool]) -> None:
+        if self.closed:
+            return
+        if self.busy:
+            self.inbox.append(item)
+        else:
+            self.busy = True
+            self.forwarding = eager.start(self._forward_all(item), self.context.copy())
+
+    async def _forward_all(self, item: tuple[int, int, str | None, bool]) -> None:
+        """Send `item`, then whatever was queued meanwhile; idle again once the inbox is empty."""
+        try:
+            while True:
+                await self._forward(*item)
+                if not self.inbox or self.closed:
+                    return
+                item = self.inbox.popleft()
+        except OSError:  # gone (ASGI: the server's send raises one): its disconnect() follows
+            self.closed = True
+        except DatabaseError as exc:  # a gap not filled: the client resumes from its cursor
+            logger.warning("websocket closed, the event log is unavailable: %s", exc)
+            await self.close(code=CLOSE_TRY_AGAIN_LATER)
+        except Exception:  # this socket's alone: never the hub's, which goes on to the others
+            logger.exception("websocket closed, an event could not be sent")
+            self.closed = True
+            asyncio.get_running_loop().create_task(self.close(code=CLOSE_INTERNAL_ERROR))
+        finally:
+            self.busy, self.forwarding = False, None
 
     async def _forward(self, project_id: int, seq: int, text: str | None, starts: bool) -> None:
         """Send a live event in its project's `seq` order, filling a gap from the log first."""

@@ -3,10 +3,11 @@
 A hub per event loop holds ONE Redis pub/sub subscription (redis.asyncio, public API) to the
 channels common.infra.event_push publishes on, and a dict project -> the sockets that want it. Each
 message is parsed once per process (for its seq); a delivery is a set lookup and, per socket,
-its own `offer`, which only queues the text for that socket's task. Sockets join per project;
-"every project" is an explicit, separate set, for sockets that named none (while memberships do
-not exist, that is every project there is). Without Redis (the local mode) the events come from
-this process's writes instead (common.infra.event_push.listen_in_process).
+its own `offer`, which sends the text at once if the socket is idle (realtime.consumers) and
+never waits. Sockets join per project; "every project" is an explicit, separate set, for
+sockets that named none (while memberships do not exist, that is every project there is).
+Without Redis (the local mode) the events come from this process's writes instead
+(common.infra.event_push.listen_in_process).
 
 Best effort, as the push is: a message lost while Redis is away shows as a gap in `seq`, which
 each socket fills from the event log.
@@ -45,8 +46,8 @@ class Listener(Protocol):
         """Whether the socket asked for this project (`projects=`), membership aside."""
 
     def offer(self, project_id: int, seq: int, text: str, *, starts: bool = False) -> None:
-        """Take one live event (must not block: queue it). `starts`: the socket's first event
-        of the project, which it was not a member of before."""
+        """Take one live event (must not wait: send it now, or queue it). `starts`: the socket's
+        first event of the project, which it was not a member of before."""
 
     def unsubscribed(self, project_id: int) -> None:
         """The socket's user is no longer a member of the project (must not block)."""
@@ -102,20 +103,26 @@ class Hub:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._check_now.wait(), ACTIVE_CHECK_SECONDS)
             self._check_now.clear()
-            try:
-                claims = await _active_password_claims(list(self.by_user))
-            except DatabaseError as exc:  # checked again next time
-                logger.warning("realtime: could not check users are active: %s", exc)
-                continue
-            revoked = [
-                listener
-                for username, listeners in self.by_user.items()
-                for listener in listeners
-                if claims.get(username) != listener.password_claim
-            ]
-            for listener in revoked:
-                self.leave(listener)
-                listener.revoke()
+            await self._check_once()
+
+    async def _check_once(self) -> None:
+        usernames = list(self.by_user)
+        try:
+            claims = await _active_password_claims(usernames)
+        except DatabaseError as exc:  # checked again next time
+            logger.warning("realtime: could not check users are active: %s", exc)
+            return
+        # The users read only: one whose first socket came while the rows were read is not
+        # missing from them (it was closed as if deactivated), it is checked next time.
+        revoked = [
+            listener
+            for username in usernames
+            for listener in self.by_user.get(username, ())
+            if claims.get(username) != listener.password_claim
+        ]
+        for listener in revoked:
+            self.leave(listener)
+            listener.revoke()
 
     def join(self, listener: Listener, projects: Iterable[int]) -> None:
         """Deliver the events of `projects` (its user's, as read after `watch`) to `listener`."""

@@ -1,5 +1,6 @@
 """/ws/notifications/ through Channels' communicator, on Redis pub/sub and PostgreSQL."""
 
+import asyncio
 from datetime import timedelta
 from unittest import mock
 
@@ -13,6 +14,7 @@ from common.domain import services
 from common.domain.events import event_prune
 from common.domain.models import Event, Task
 from common.tests.factories import ProjectFactory, UserFactory
+from realtime.fanout import hub
 from realtime.tests.conftest import TIMEOUT, expired_token, in_thread, receive
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -163,6 +165,52 @@ async def test_the_projects_filter_sends_only_those_projects(connect):
     event = await receive(socket)
     assert event["project"] == wanted.id  # the other project's earlier event never came
     assert await socket.receive_nothing(timeout=0.2)
+
+
+async def test_a_socket_whose_sends_wait_holds_up_no_other_and_gets_its_events_in_order(connect):
+    project = await in_thread(ProjectFactory)(owner__username="alice")
+    sockets = [await connect(), await connect()]
+    await in_thread(create_task)(project)
+    assert [(await receive(socket))["seq"] for socket in sockets] == [1, 1]
+    held, gate = next(iter(hub().by_user["alice"])), asyncio.Event()
+    send = held.base_send
+
+    async def send_once_let_through(message):  # a slow client: its send waits
+        await gate.wait()
+        await send(message)
+
+    held.base_send = send_once_let_through
+    for title in ("a", "b", "c"):
+        await in_thread(create_task)(project, title)
+
+    waiting = [await socket.receive_nothing(timeout=0.5) for socket in sockets]
+    assert sorted(waiting) == [False, True]
+    fast, slow = sockets[waiting.index(False)], sockets[waiting.index(True)]
+    assert [(await receive(fast))["seq"] for _ in range(3)] == [2, 3, 4]
+    gate.set()
+    assert [(await receive(slow))["seq"] for _ in range(3)] == [2, 3, 4]
+
+
+async def test_a_socket_whose_send_fails_is_closed_and_the_others_get_the_event(connect, caplog):
+    project = await in_thread(ProjectFactory)(owner__username="alice")
+    sockets = [await connect(), await connect()]
+    await in_thread(create_task)(project)
+    assert [(await receive(socket))["seq"] for socket in sockets] == [1, 1]
+    broken = next(iter(hub().by_user["alice"]))
+    send = broken.base_send
+
+    async def fails_on_events(message):
+        if message["type"] == "websocket.send":
+            raise RuntimeError("broken socket")
+        await send(message)
+
+    broken.base_send = fails_on_events
+    await in_thread(create_task)(project, "second")
+
+    outputs = [await socket.receive_output(timeout=TIMEOUT) for socket in sockets]
+    assert sorted(output["type"] for output in outputs) == ["websocket.close", "websocket.send"]
+    assert {output.get("code") for output in outputs} == {None, 1011}
+    assert "an event could not be sent" in caplog.text
 
 
 async def test_a_bad_query_gets_an_error_and_close_4400(connect):

@@ -9,6 +9,7 @@ from django.utils import timezone
 from common.domain import services
 from common.infra.event_push import event_channel
 from common.tests.factories import ProjectFactory
+from realtime import fanout as fanout_module
 from realtime.fanout import Hub, LocalSource, hub, redis_client
 from realtime.tests.conftest import TIMEOUT, in_thread, receive
 
@@ -18,6 +19,8 @@ class Recorder:
 
     def __init__(self, username: str = "alice", wants=lambda project_id: True) -> None:
         self.username, self.wants = username, wants
+        self.password_claim = "claim"
+        self.revoked = False
         self.offered: list[tuple[int, int]] = []
         self.started: list[int] = []
         self.left: list[int] = []
@@ -31,7 +34,7 @@ class Recorder:
         self.left.append(project_id)
 
     def revoke(self) -> None:
-        pass
+        self.revoked = True
 
 
 def _text(project_id: int, seq: int, type: str = "task.created", **fields) -> str:
@@ -117,6 +120,23 @@ async def test_a_member_removed_gets_unsubscribed_in_place_of_the_event_and_noth
 
 
 @pytest.mark.django_db(transaction=True)
+async def test_the_user_check_leaves_alone_a_user_whose_socket_came_while_it_read(monkeypatch):
+    fanout = Hub(LocalSource())
+    alice, bob, carol = Recorder("alice"), Recorder("bob"), Recorder("carol")
+    fanout.by_user["alice"].add(alice)
+    fanout.by_user["bob"].add(bob)
+
+    async def claims_read_while_carol_connects(usernames: list[str]) -> dict[str, str]:
+        fanout.by_user["carol"].add(carol)  # watched during the read, not in `usernames`
+        return {"alice": "claim"}  # bob: deactivated
+
+    monkeypatch.setattr(fanout_module, "_active_password_claims", claims_read_while_carol_connects)
+    await fanout._check_once()
+
+    assert (alice.revoked, bob.revoked, carol.revoked) == (False, True, False)
+    assert set(fanout.by_user) == {"alice", "carol"}
+
+
 async def test_the_sockets_of_a_process_share_one_subscription(connect):
     project = await in_thread(ProjectFactory)(owner__username="alice")
     sockets = [await connect(), await connect(f"projects={project.id}"), await connect()]
