@@ -20,9 +20,9 @@ def test_jobs_sends_one_email_per_due_task_and_stores_every_summary() -> None:
     assert reminders["errors"] == []  # claimed rows, emails, 'sent' rows and marked tasks: 50
     [check] = reminders["checks"]
     assert set(check.values()) == {50}
-    # the claim, then per email: lock+read, record, and task_mark_reminded (the project's and
-    # the task's locks, the task's update, its event)
-    assert reminders["job_queries"] == [2 + 6 * 50]
+    # the claim, then per email: lock+read, record, and task_mark_reminded (the project's lock,
+    # the task's locking update, its event)
+    assert reminders["job_queries"] == [2 + 5 * 50]
     assert len(reminders["claim_statements"]) == 2  # by statement: its create and its claim
     assert all(ms > 0 for ms in reminders["claim_ms"] + reminders["reference_ms"])
     summaries = result["summaries"]

@@ -33,23 +33,30 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.core.mail import get_connection
+from django.contrib.auth import get_user_model
 from django.db import DatabaseError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from common.domain.models import Reminder, Task
+from common.domain.models import Project, Reminder, Task
 from common.domain.reminders import WINDOW as WINDOW  # the bench reads it here
-from common.domain.reminders import assignee_is_member, reminder_due, reminder_recipient
+from common.domain.reminders import reminder_due, reminder_recipient
 from common.domain.services import task_mark_reminded
-from scheduled.email import EmailRejected, EmailUnavailable, EmailUncertain, send_email
+from scheduled.email import (
+    EmailRejected,
+    EmailUnavailable,
+    EmailUncertain,
+    send_email,
+    thread_backend,
+)
 from scheduled.schedule import SCHEDULE
 from scheduled.send_rate import send_rate
 
 logger = logging.getLogger(__name__)
+User = get_user_model()
 
 LEASE = timedelta(minutes=10)  # longer than a job may run (CELERY_TASK_TIME_LIMIT)
 MAX_UNCERTAIN_SENDS = 2  # the email itself and its one possible duplicate
@@ -102,17 +109,17 @@ def _deliver_all(claimed: list[tuple[int, int]], claim: Claim) -> dict[str, int]
     # Half the soft time limit: a send that has started (retries, a slow SES) has time to end.
     deadline = time.monotonic() + settings.CELERY_TASK_SOFT_TIME_LIMIT / 2
     outcomes: Counter[str] = Counter()
-    with get_connection() as email_backend:  # one SES client for the run, not one per email
-        for index, (reminder_id, uncertain) in enumerate(claimed):
-            if time.monotonic() >= deadline:
-                ids = [reminder_id for reminder_id, _ in claimed[index:]]
-                outcomes["deferred"] = _release(ids, claim=claim)
-                break
-            outcome = _spend_resend(reminder_id, claim=claim) if uncertain else None
-            outcome = outcome or _deliver(
-                reminder_id, claim=claim, resend=bool(uncertain), email_backend=email_backend
-            )
-            outcomes[outcome] += 1
+    email_backend = thread_backend()  # this thread's one SES client
+    for index, (reminder_id, uncertain) in enumerate(claimed):
+        if time.monotonic() >= deadline:
+            ids = [reminder_id for reminder_id, _ in claimed[index:]]
+            outcomes["deferred"] = _release(ids, claim=claim)
+            break
+        outcome = _spend_resend(reminder_id, claim=claim) if uncertain else None
+        outcome = outcome or _deliver(
+            reminder_id, claim=claim, resend=bool(uncertain), email_backend=email_backend
+        )
+        outcomes[outcome] += 1
     return dict(outcomes)
 
 
@@ -311,19 +318,74 @@ def _record_again(reminder: Reminder, *, claim: Claim, outcome: str, error: Exce
 
 
 def _locked(reminder_id: int, *, claim: Claim) -> Reminder | None:
-    """The reminder, row-locked, if it is still pending and ours."""
-    return (
-        Reminder.objects.select_for_update(of=("self",))
-        .select_related("task__project__owner", "task__assignee")
-        .annotate(assignee_is_member=assignee_is_member(via="task__"))
-        .filter(
-            id=reminder_id,
-            status=Reminder.Status.PENDING,
-            claimed_at=claim.at,
-            claimed_by=claim.run_id,
-        )
-        .first()
+    """The reminder, row-locked, if it is still pending and ours; with its task as it is now
+    (the fields the email and the record need) and the address it goes to as `send_to`.
+
+    One statement whose SQL is compiled once per process (building it cost more than running
+    it), its row made into the models without the ORM's per-query work."""
+    values = (reminder_id, Reminder.Status.PENDING.value, claim.at, claim.run_id)
+    sql, params = _lock_statement(values)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    fields = dict(zip(_REMINDER_FIELDS + _TASK_FIELDS + ("send_to",), row, strict=True))
+    task = Task(
+        id=fields["task_id"],
+        **{name.removeprefix("task__"): fields[name] for name in _TASK_FIELDS[:-2]},
     )
+    if task.assignee_id is not None:  # for the task's representation in its event
+        task.assignee = User(id=task.assignee_id, username=fields["task__assignee__username"])
+    task.project = Project(id=task.project_id, name=fields["task__project__name"])
+    reminder = Reminder(**{name: fields[name] for name in _REMINDER_FIELDS})
+    reminder.task = task
+    reminder.send_to = fields["send_to"]  # type: ignore[attr-defined]
+    return reminder
+
+
+_REMINDER_FIELDS = ("id", "task_id", "due_date", "status", "uncertain_sends", "claimed_at",
+                    "claimed_by", "recipient", "message_id", "error", "sent_at")  # fmt: skip
+_TASK_FIELDS = ("task__project_id", "task__assignee_id", "task__title", "task__description",
+                "task__status", "task__due_date", "task__project__name",
+                "task__assignee__username")  # fmt: skip
+# Stand-ins for the values while the statement is compiled, each of its parameter's type and
+# unlike any constant of the statement.
+_MARKERS = (
+    987_654_321,
+    "\x00status",
+    datetime(1999, 9, 9, 9, 9, 9, 999_999, tzinfo=UTC),
+    "\x00run",
+)
+_lock_sql: dict[str, tuple[str, list[int | None], list]] = {}
+
+
+def _lock_query(reminder_id: int, status: str, claimed_at: datetime, claimed_by: str) -> QuerySet:
+    return (
+        Reminder.objects.filter(
+            id=reminder_id, status=status, claimed_at=claimed_at, claimed_by=claimed_by
+        )
+        .order_by()
+        .select_for_update(of=("self",))
+        .annotate(send_to=reminder_recipient(via="task__"))
+        .values_list(*_REMINDER_FIELDS, *_TASK_FIELDS, "send_to")
+    )
+
+
+def _lock_statement(values: tuple) -> tuple[str, list]:
+    """_lock_query(*values)'s SQL, compiled once per database, and its parameters."""
+    if connection.alias not in _lock_sql:
+        sql, params = _lock_query(*_MARKERS).query.sql_with_params()
+        places = [_MARKERS.index(p) if p in _MARKERS else None for p in params]
+        if sorted(place for place in places if place is not None) != list(range(len(_MARKERS))):
+            raise ValueError(f"_lock_query must use each value once: {params}")
+        _lock_sql[connection.alias] = sql, places, list(params)
+    sql, places, constants = _lock_sql[connection.alias]
+    adapted = [*values[:2], _adapt(values[2]), values[3]]
+    params = [
+        c if place is None else adapted[place] for place, c in zip(places, constants, strict=True)
+    ]
+    return sql, params
 
 
 def _release(reminder_ids: list[int], *, claim: Claim) -> int:
@@ -340,7 +402,7 @@ def _release(reminder_ids: list[int], *, claim: Claim) -> int:
 def _send(reminder: Reminder, email_backend, *, resend: bool) -> str:
     """Send one reminder; set its outcome on it (written by _record)."""
     task = reminder.task
-    recipient = reminder_recipient(task, assignee_is_member=reminder.assignee_is_member)
+    recipient = reminder.send_to
     if not recipient:
         logger.warning("reminder for task %s skipped: no assignee or owner email", task.id)
         reminder.status = Reminder.Status.SKIPPED
@@ -386,17 +448,18 @@ def _fail(reminder: Reminder, error: str) -> str:
 
 
 def _record(reminder: Reminder) -> None:
-    reminder.save(
-        update_fields=[
-            "status",
-            "recipient",
-            "sent_at",
-            "message_id",
-            "error",
-            "claimed_at",
-            "uncertain_sends",
-        ]
-    )
+    """Write the reminder's outcome (one statement of its own SQL: no save() to compile)."""
+    sql = f"""
+        UPDATE {_table(Reminder)} SET status = %s, recipient = %s, sent_at = %s,
+            message_id = %s, error = %s, claimed_at = %s, uncertain_sends = %s
+        WHERE id = %s
+    """  # noqa: S608 (the text is the model's table name and placeholders)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [
+            str(reminder.status), reminder.recipient, _adapt(reminder.sent_at),
+            reminder.message_id, reminder.error, _adapt(reminder.claimed_at),
+            reminder.uncertain_sends, reminder.id,
+        ])  # fmt: skip
     if reminder.status == Reminder.Status.SENT:
         # A task whose due date changed since the claim was re-armed: it keeps NULL.
         task_mark_reminded(task=reminder.task, due_date=reminder.due_date, sent_at=reminder.sent_at)

@@ -18,7 +18,6 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.mail import get_connection
 from django.db import connection, router, transaction
 from django.utils import timezone
 
@@ -27,7 +26,13 @@ from common.api.timestamps import rfc3339_utc
 from common.domain import effects
 from common.domain.events import EventType, cache_versions, publish_many
 from common.domain.models import Comment, Event, Project, SummaryReport, Task
-from scheduled.email import EmailRejected, EmailUnavailable, EmailUncertain, send_email
+from scheduled.email import (
+    EmailRejected,
+    EmailUnavailable,
+    EmailUncertain,
+    send_email,
+    thread_backend,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +57,8 @@ def generate_project_summaries(*, now: datetime | None = None) -> dict:
 
 def email_summaries(*, report_ids: list[int]) -> dict:
     """Email the owners of these reports, each at most once."""
-    with get_connection() as email_backend:  # one SES client for the chunk, not one per email
-        return dict(Counter(_email(report_id, email_backend) for report_id in report_ids))
+    email_backend = thread_backend()  # this thread's one SES client
+    return dict(Counter(_email(report_id, email_backend) for report_id in report_ids))
 
 
 def _fan_out(chunks: list[list[int]]) -> dict:

@@ -6,7 +6,7 @@ index task_reminder_due_idx (common.domain.models) serves exactly this condition
 
 from datetime import datetime, timedelta
 
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Case, Exists, F, OuterRef, Q, Value, When
 
 from common.domain.models import Membership, Task
 
@@ -36,11 +36,16 @@ def assignee_is_member(*, via: str = "") -> Exists:
     return Exists(members)
 
 
-def reminder_recipient(task: Task, *, assignee_is_member: bool) -> str:
-    """The assignee's address while they are a member of the task's project, else the project
-    owner's; "" when neither has one."""
-    assignee = task.assignee if assignee_is_member else None
-    for user in (assignee, task.project.owner):
-        if user is not None and user.email:
-            return user.email
-    return ""
+def reminder_recipient(*, via: str = "") -> Case:
+    """The address a task's reminder goes to, as an annotation (`via` as for reminder_due): the
+    assignee's while they are a member of the task's project, else the project owner's; ""
+    when neither has one."""
+    return Case(
+        When(
+            assignee_is_member(via=via),
+            **{f"{via}assignee__email__gt": ""},
+            then=F(f"{via}assignee__email"),
+        ),
+        When(**{f"{via}project__owner__email__gt": ""}, then=F(f"{via}project__owner__email")),
+        default=Value(""),
+    )

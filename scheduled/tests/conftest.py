@@ -11,6 +11,8 @@ from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
 
+from scheduled.email import forget_backends
+
 
 class Outbox:
     """What went out through the mocked SES."""
@@ -31,7 +33,9 @@ class Outbox:
 @pytest.fixture
 def ses(settings):
     settings.EMAIL_BACKEND = "scheduled.email.SESBackend"  # the test runner swaps in locmem
+    forget_backends()  # this thread's kept SES client is made inside this mock, not another
     with mock_aws():
         client = boto3.client("ses", region_name=settings.AWS_SES_REGION_NAME)
         client.verify_email_identity(EmailAddress=parseaddr(settings.DEFAULT_FROM_EMAIL)[1])
         yield Outbox()
+    forget_backends()

@@ -162,10 +162,25 @@ def test_each_email_costs_the_same_few_queries_and_is_committed_on_its_own(ses):
 
     # The claim (BEGIN, two statements, COMMIT); then per email a transaction of its own:
     # BEGIN, its row lock (reading the task, project and users), its record, and the service
-    # marking the task reminded (the project's and the task's locks, the task's
-    # reminder_sent_at, the event: its seq and row in one statement), COMMIT.
-    assert queries_to_send(3) == 4 + 8 * 3
-    assert queries_to_send(30) == 4 + 8 * 30
+    # marking the task reminded (the project's lock, the task's reminder_sent_at set under the
+    # task's lock in one statement, the event: its seq and row in one statement), COMMIT.
+    assert queries_to_send(3) == 4 + 7 * 3
+    assert queries_to_send(30) == 4 + 7 * 30
+
+
+def test_a_worker_thread_makes_one_ses_client_for_all_its_runs(ses):
+    import boto3.session
+
+    make = boto3.session.Session.client
+    with mock.patch.object(
+        boto3.session.Session, "client", autospec=True, side_effect=make
+    ) as made:
+        for n in range(3):
+            due_in(1 + n, assignee=UserFactory(email=f"c{n}@example.com"))
+            assert send_due_reminders()["sent"] == 1
+
+    assert made.call_count == 1  # a botocore client costs ~80 ms of CPU: never one per run
+    assert len(ses.messages()) == 3
 
 
 def test_an_error_in_the_middle_of_a_run_keeps_what_was_sent_before_it(ses):
