@@ -150,7 +150,8 @@ def _task_update(actor: Actor, task: Task, if_match: Expected, changes: dict[str
     for field, value in changes.items():
         setattr(task, field, value)
     _track_completion(task, was_completed=was_completed)
-    task.save()
+    # Only what a write can change (comment_count is comment_create's, under the same lock).
+    task.save(update_fields=[*changes, "reminder_sent_at", "completed_at", "updated_at"])
     _publish_task(EventType.TASK_UPDATED, task, actor, moved_from=project_before)
     return task
 
