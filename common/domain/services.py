@@ -16,7 +16,7 @@ from typing import Any
 
 from django.contrib.auth.models import User  # Django's own (AUTH_USER_MODEL is not swapped)
 from django.db import connection, transaction
-from django.db.models import F, OuterRef, QuerySet, Subquery
+from django.db.models import F, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 from rest_framework.serializers import Serializer
@@ -128,9 +128,13 @@ def task_create(
     return task
 
 
-@transaction.atomic
 def task_update(*, actor: Actor, task: Task, if_match: Expected = None, **changes: Any) -> Task:
     """Apply `changes` to the task. A task moved to another project is announced there."""
+    with _write_transaction(task):
+        return _task_update(actor, task, if_match, changes)
+
+
+def _task_update(actor: Actor, task: Task, if_match: Expected, changes: dict[str, Any]) -> Task:
     moved_to = changes.get("project")
     # A move needs the role in both projects.
     task = _locked_task(task, *([moved_to.pk] if moved_to else []), actor=actor)
@@ -146,18 +150,29 @@ def task_update(*, actor: Actor, task: Task, if_match: Expected = None, **change
     for field, value in changes.items():
         setattr(task, field, value)
     _track_completion(task, was_completed=was_completed)
-    task.save()
+    # Only what a write can change (comment_count is comment_create's, under the same lock).
+    task.save(update_fields=[*changes, "reminder_sent_at", "completed_at", "updated_at"])
     _publish_task(EventType.TASK_UPDATED, task, actor, moved_from=project_before)
     return task
 
 
-@transaction.atomic
 def task_delete(*, actor: Actor, task: Task, if_match: Expected = None) -> None:
-    task = _locked_task(task, actor=actor)
-    _require_current_task(if_match, task)
-    data = {"id": task.id, "project": task.project_id}
-    task.delete()
-    publish(type=EventType.TASK_DELETED, project_id=data["project"], data=data, actor=actor)
+    with _write_transaction(task):
+        task = _locked_task(task, actor=actor)
+        _require_current_task(if_match, task)
+        data = {"id": task.id, "project": task.project_id}
+        task.delete()
+        publish(type=EventType.TASK_DELETED, project_id=data["project"], data=data, actor=actor)
+
+
+def _write_transaction(task: Task) -> transaction.Atomic:
+    """The write's transaction: the view's own, when it read the task with task_for_write (no
+    savepoint: an error rolls the view's transaction back whole), else a new one."""
+    return transaction.atomic(savepoint=not _locked_here(task))
+
+
+def _locked_here(task: Task) -> bool:
+    return hasattr(task, "locked_projects") and connection.in_atomic_block
 
 
 # No savepoint of its own: the job calls it inside the reminder's transaction, which any error
@@ -229,30 +244,77 @@ def _locked_project(project_id: int) -> Project:
     return projects.select_related("owner").get(pk=project_id)
 
 
+def task_for_write(
+    *, actor: Actor, task_id: int, project_id: object = None, operation=Operation.WRITE_TASKS
+) -> Task:
+    """The task a view is about to change, read under its lock in the view's transaction, its
+    project's lock (and `project_id`'s: where a request body may move it) taken first, in id
+    order; only if the actor's role in its project allows `operation` (404, 403 otherwise).
+
+    task_update and task_delete, called in the same transaction, take it as it is: the view's
+    write then reads the task once, instead of once to check the request and again under the
+    lock. `project_id` is the request body's, unvalidated: anything but a row id is ignored."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("task_for_write() must run inside the write's transaction")
+    if not _is_row_id(task_id):
+        raise Task.DoesNotExist(f"no task {task_id!r}")
+    other = project_id if _is_row_id(project_id) else 0  # no row has id 0
+    with connection.cursor() as cursor:
+        cursor.execute(*compiled(_task_projects_lock, task_id, other))
+        locked_ids = {row[0] for row in cursor.fetchall()}
+    locked = _read_locked_task(task_id, locked_ids, actor)
+    if actor is not None:
+        role_allows(locked.caller_role, operation)  # type: ignore[attr-defined]
+    locked.locked_projects = frozenset({*locked_ids, locked.project_id})  # type: ignore[attr-defined]
+    return locked
+
+
+def _is_row_id(value: object) -> bool:
+    return type(value) is int and 0 < value < 2**63
+
+
 def _locked_task(
     task: Task, *other_project_ids: int, actor: Actor = None, operation=Operation.WRITE_TASKS
 ) -> Task:
     """The task, re-read under its lock, after the locks of its project and `other_project_ids`;
     with an actor, only if their role allows `operation` in the task's project and the others.
+    A task from task_for_write (in this transaction) is not read again.
 
     The roles are read after the projects' locks are granted, in statements of their own (the
     task's in the task's lock): a statement's snapshot is taken when it starts, so a role read
     by the statement that waited for the lock could predate a removal that held it."""
-    project_ids = sorted({task.project_id, *other_project_ids})
-    _lock_projects(*project_ids)
-    user_id = actor.pk if actor is not None else None
-    locked = next(iter(Task.objects.raw(*compiled(_task_lock, task.pk, user_id))), None)
-    if locked is None:
-        raise Task.DoesNotExist(f"task {task.pk} is gone")
-    if locked.project_id not in project_ids:  # moved since the caller read it: lock that one too
-        _lock_projects(locked.project_id)
-        locked.caller_role = role_of(user=actor, project_id=locked.project_id)  # type: ignore[attr-defined]
+    if _locked_here(task):
+        held = task.locked_projects  # type: ignore[attr-defined]
+        # Locked, and its role checked, by task_for_write. A project its body did not name
+        # there (a move that body could not show) is locked now, after the task: rare.
+        _lock_projects(*sorted(set(other_project_ids) - held))
+        locked = task
+    else:
+        project_ids = sorted({task.project_id, *other_project_ids})
+        _lock_projects(*project_ids)
+        locked = _read_locked_task(task.pk, set(project_ids), actor)
+        if actor is not None:
+            role_allows(locked.caller_role, operation)  # type: ignore[attr-defined]
     if actor is not None:
-        role_allows(locked.caller_role, operation)  # type: ignore[attr-defined]
         for project_id in set(other_project_ids) - {locked.project_id}:
             role_allows(role_of(user=actor, project_id=project_id), operation)
-    if locked.assignee_id == task.assignee_id and Task.assignee.is_cached(task):
-        locked.assignee = task.assignee  # the same user: no query for the representation
+    return locked
+
+
+def _read_locked_task(task_id: int, locked_project_ids: set[int], actor: Actor) -> Task:
+    """The task under its lock, with the actor's role in its project as `caller_role`, once its
+    project is among those locked (it moved meanwhile: that one is locked too)."""
+    user_id = actor.pk if actor is not None else None
+    locked = next(iter(Task.objects.raw(*compiled(_task_lock, task_id, user_id))), None)
+    if locked is None:
+        raise Task.DoesNotExist(f"task {task_id} is gone")
+    if locked.project_id not in locked_project_ids:  # moved since: lock that one too
+        _lock_projects(locked.project_id)
+        locked.caller_role = role_of(user=actor, project_id=locked.project_id)  # type: ignore[attr-defined]
+    if locked.assignee_id is not None:  # the representation's username, read with the row
+        fields = ["id", "username"]
+        values = (locked.assignee_id, locked.assignee_username)  # type: ignore[attr-defined]
+        locked.assignee = User.from_db(connection.alias, fields, values)
     return locked
 
 
@@ -272,11 +334,22 @@ def _project_lock(project_id: int) -> QuerySet:
     return projects.select_for_update(no_key=True).values_list("pk")
 
 
+def _task_projects_lock(task_id: int, project_id: int) -> QuerySet:
+    """Lock the task's project and `project_id`, in id order (one statement: LockRows above
+    the sort)."""
+    task_project = Task.objects.filter(pk=task_id).values("project_id")
+    projects = Project.objects.filter(Q(pk__in=Subquery(task_project)) | Q(pk=project_id))
+    return projects.order_by("pk").select_for_update(no_key=True).values_list("pk")
+
+
 def _task_lock(task_id: int, user_id: int) -> QuerySet:
-    """The task under its lock, with the user's role in its project as `caller_role`."""
+    """The task under its lock, with the user's role in its project as `caller_role` and its
+    assignee's username (the task's row alone is locked)."""
     role = Membership.objects.filter(project_id=OuterRef("project_id"), user_id=user_id)
     tasks = Task.objects.filter(pk=task_id).order_by().select_for_update(of=("self",))
-    return tasks.annotate(caller_role=Subquery(role.values("role")))
+    return tasks.annotate(
+        caller_role=Subquery(role.values("role")), assignee_username=F("assignee__username")
+    )
 
 
 def _publish_project(type: EventType, project: Project, actor: Actor) -> None:

@@ -1,8 +1,12 @@
 """Tasks over HTTP: validate, make one service call, answer."""
 
+from collections.abc import Mapping
 from typing import cast
 
+from django.db import transaction
+from django.http import Http404
 from rest_framework import generics
+from rest_framework.permissions import SAFE_METHODS
 
 from common.api.conditional import ConditionalMixin
 from common.api.filters import TaskFilter
@@ -12,6 +16,7 @@ from common.api.serializers import TaskSerializer
 from common.api.views import CreatedLocationMixin
 from common.domain import selectors, services
 from common.domain.access import Operation, ProjectAccess, task_list_visible
+from common.domain.models import Task
 from common.infra.cache import CachedListMixin
 
 
@@ -62,6 +67,29 @@ class TaskDetail(ConditionalMixin, generics.RetrieveUpdateDestroyAPIView):
         # Every task: whether the caller may see this one is ProjectAccess's role check, 404
         # for a non-member (one indexed lookup, cheaper than filtering the read by membership).
         return selectors.task_list()
+
+    def get_object(self):
+        if self.request.method in SAFE_METHODS:
+            return super().get_object()
+        # A write reads the task once, under its lock, with the caller's role (404, 403): the
+        # service then writes it in the same transaction (update, destroy).
+        body = self.request.data if self.request.method != "DELETE" else None
+        try:
+            return services.task_for_write(
+                actor=self.request.user,
+                task_id=self.kwargs["pk"],
+                project_id=body.get("project") if isinstance(body, Mapping) else None,
+            )
+        except Task.DoesNotExist as exc:  # the answer of the generic views' lookup
+            raise Http404("No Task matches the given query.") from exc
+
+    def update(self, request, *args, **kwargs):
+        with transaction.atomic():
+            return super().update(request, *args, **kwargs)
+
+    def destroy(self, request, *args, **kwargs):
+        with transaction.atomic():
+            return super().destroy(request, *args, **kwargs)
 
     def perform_update(self, serializer):
         serializer.instance = services.task_update(

@@ -132,11 +132,12 @@ def test_a_function_starts_without_the_libraries_it_needs_only_later(function):
 
     # The email and job libraries; Redis's client, imported by the cache's store and the event
     # push at their first use; simplejwt, whose settings import django.test, at the first
-    # request that authenticates (common.api.authentication); the blacklist app's models load
-    # with the apps, but not simplejwt's settings. Local mode: no Redis configured.
+    # request that authenticates (common.api.authentication) or reaches one of the auth
+    # function's views (its urlconf's LazyView); the blacklist app's models load with the apps,
+    # but not simplejwt's settings. Local mode: no Redis configured.
     heavy = ("botocore", "boto3", "celery", "django_ses", "redis", "opentelemetry")
-    if function != "auth":  # its views are simplejwt's
-        heavy += ("rest_framework_simplejwt.settings", "django.test", "jwt")
+    heavy += ("rest_framework_simplejwt.settings", "rest_framework_simplejwt.views")
+    heavy += ("django.test", "jwt", "drf_spectacular.utils")
     no_redis = {"REDIS_URL": "", "CACHE_REDIS_URL": "", "CHANNEL_REDIS_URL": ""}
     env = {**os.environ, **no_redis, "DEBUG": "true"}
     env["DJANGO_SETTINGS_MODULE"] = "common.infra.settings"
