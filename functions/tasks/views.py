@@ -3,6 +3,7 @@
 from typing import cast
 
 from rest_framework import generics
+from rest_framework.renderers import JSONRenderer
 
 from common.api.conditional import ConditionalMixin
 from common.api.filters import TaskFilter
@@ -12,7 +13,7 @@ from common.api.serializers import TaskSerializer
 from common.api.views import CreatedLocationMixin
 from common.domain import selectors, services
 from common.domain.access import Operation, ProjectAccess, task_list_visible
-from common.infra.cache import CachedListMixin
+from common.infra.cache import CachedListMixin, page_ended, page_start
 
 
 class TaskList(
@@ -37,8 +38,11 @@ class TaskList(
     def render_list(self, request) -> bytes:
         paginator = cast(PageNumberPagination, self.paginator)
         queryset = self.filter_queryset(self.get_queryset())
-        rows = paginator.page_rows(queryset, request, count=self.count_rows)
-        return paginator.render_page(selectors.task_rows_json(rows))
+        page = paginator.page_rows(queryset, request, count=self.count_rows, after=page_start())
+        rows = selectors.task_rows(page)
+        if rows:
+            page_ended(rows[-1]["id"])
+        return paginator.render_page(JSONRenderer().render(rows))
 
     def perform_create(self, serializer):
         serializer.instance = services.task_create(
