@@ -12,7 +12,7 @@ the four taking turns by round, for a user who is a member of every seeded proje
                 two Redis round trips, the same bytes): the limit. Checked to serve them first.
 Goal: each >= 0.7 x its bare in requests/s, p99 <= 2 x.
 Part 2, the uncached walk: a PATCH of a task, then every task in pages of 200 (every page a
-miss, one at a time over HTTP), beside PostgreSQL building the JSON of every task in one
+miss, one at a time on one kept-alive connection), beside PostgreSQL's JSON of every task in one
 statement (bench._list_cache_json.reference_sql) from this process; goal: within 3 x, and the
 walk's rows equal PostgreSQL's. Part 3 (bench/_list_cache_json.py): the same JSON in-process.
 Database: taskwire_bench_list (or --database; kept, reseeded when the counts differ); Redis:
