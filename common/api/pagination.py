@@ -29,10 +29,16 @@ class PageNumberPagination(pagination.PageNumberPagination):
     max_page_size = 200  # a larger page_size is clamped, not refused
 
     def page_rows(
-        self, queryset: QuerySet, request, count: Callable[[QuerySet], int] | None = None
+        self,
+        queryset: QuerySet,
+        request,
+        count: Callable[[QuerySet], int] | None = None,
+        after: int | None = None,
     ) -> QuerySet:
         """Like paginate_queryset, but the page's rows stay a queryset, not yet fetched; `count`
-        counts the rows (default: the queryset's count())."""
+        counts the rows (default: the queryset's count()). `after`: the last id of the page
+        before this one, when known (common.infra.cache.page_start); in a list in id order the
+        page is then the rows after it, without reading the ids of every row before the page."""
         self.request = request
         size = self.get_page_size(request) or 1
         paginator = CountedPaginator(queryset, size, count or (lambda rows: rows.count()))
@@ -42,6 +48,8 @@ class PageNumberPagination(pagination.PageNumberPagination):
         except InvalidPage as exc:
             message = self.invalid_page_message.format(page_number=number, message=str(exc))
             raise NotFound(message) from exc
+        if after is not None and page.number > 1 and list(queryset.query.order_by) == ["id"]:
+            return queryset.filter(id__gt=after)[:size]
         return cast(QuerySet, page.object_list)  # a slice of the queryset, still lazy
 
     def render_page(self, results_json: bytes) -> bytes:

@@ -21,6 +21,11 @@ def task_rows_json(queryset: QuerySet[Task]) -> bytes:
     return _task_rows().render(_page_by_ids(queryset))
 
 
+def task_rows(queryset: QuerySet[Task]) -> list[dict]:
+    """The tasks as TaskSerializer represents them (task_rows_json's rows, not yet JSON)."""
+    return _task_rows().rows(_page_by_ids(queryset))
+
+
 def comment_list(*, task: Task) -> QuerySet[Comment]:
     return Comment.objects.filter(task=task).order_by("created_at", "id")
 
@@ -46,7 +51,7 @@ def _page_by_ids(queryset: QuerySet) -> QuerySet:
     joins and writes out only the page's own rows; deep pages otherwise cost every row before
     them in full.
     """
-    if not queryset.query.is_sliced:
+    if not queryset.query.low_mark:  # no rows before the page: nothing to skip
         return queryset
     rows = queryset.model._default_manager.filter(pk__in=queryset.values("pk"))
     return rows.order_by(*queryset.query.order_by)

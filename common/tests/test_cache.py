@@ -84,6 +84,31 @@ class ListCacheTests(APITest):
 
         self.assertEqual(counted("/tasks/?status=pending&page_size=2&page=3"), (6, 1))
 
+    def test_a_page_after_one_built_starts_after_its_last_row_until_a_write(self):
+        project = ProjectFactory(owner=self.user)
+        tasks = sorted(task.id for task in TaskFactory.create_batch(7, project=project))
+
+        def page(path: str) -> tuple[list[int], int, bool]:
+            """The page's ids, its count, and whether it skipped rows by OFFSET."""
+            with CaptureQueriesContext(connection) as queries:
+                body = self.get(path).json()
+            offset = any("OFFSET" in query["sql"] for query in queries.captured_queries)
+            return [row["id"] for row in body["results"]], body["count"], offset
+
+        self.get("/tasks/")  # the versions start
+        self.assertEqual(page("/tasks/?page_size=3"), (tasks[:3], 7, False))
+        self.assertEqual(page("/tasks/?page_size=3&page=2"), (tasks[3:6], 7, False))
+        self.assertEqual(page("/tasks/?page_size=3&page=3"), (tasks[6:], 7, False))
+        self.assertEqual(page("/tasks/?page_size=2&page=2"), (tasks[2:4], 7, True))  # no page 1
+        self.assertEqual(
+            page("/tasks/?page_size=3&page=2&ordering=-id"), (tasks[3::-1][:3], 7, True)
+        )
+        with self.committed():
+            services.task_delete(actor=self.user, task=Task.objects.get(pk=tasks[1]))
+
+        # page 1's end is of the versions before the write: page 2 skips by OFFSET again
+        self.assertEqual(page("/tasks/?page_size=3&page=2"), (tasks[4:7], 6, True))
+
     def test_a_project_filter_that_is_not_an_ascii_number_is_a_400(self):
         self.assertEqual(self.client.get("/tasks/?project=%C2%B2").status_code, 400)
 

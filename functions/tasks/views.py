@@ -7,6 +7,7 @@ from django.db import transaction
 from django.http import Http404
 from rest_framework import generics
 from rest_framework.permissions import SAFE_METHODS
+from rest_framework.renderers import JSONRenderer
 
 from common.api.conditional import ConditionalMixin
 from common.api.filters import TaskFilter
@@ -17,7 +18,7 @@ from common.api.views import CreatedLocationMixin
 from common.domain import selectors, services
 from common.domain.access import Operation, ProjectAccess, task_list_visible
 from common.domain.models import Task
-from common.infra.cache import CachedListMixin
+from common.infra.cache import CachedListMixin, page_ended, page_start
 
 
 class TaskList(
@@ -42,8 +43,11 @@ class TaskList(
     def render_list(self, request) -> bytes:
         paginator = cast(PageNumberPagination, self.paginator)
         queryset = self.filter_queryset(self.get_queryset())
-        rows = paginator.page_rows(queryset, request, count=self.count_rows)
-        return paginator.render_page(selectors.task_rows_json(rows))
+        page = paginator.page_rows(queryset, request, count=self.count_rows, after=page_start())
+        rows = selectors.task_rows(page)
+        if rows:
+            page_ended(rows[-1]["id"])
+        return paginator.render_page(JSONRenderer().render(rows))
 
     def perform_create(self, serializer):
         serializer.instance = services.task_create(

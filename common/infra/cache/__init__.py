@@ -10,7 +10,7 @@ seconds (common.infra.cache.store); a bump Redis did not take is remembered and 
 """
 
 from common.infra.cache.invalidation import cache_forget_user, cache_invalidate, cache_redis_url
-from common.infra.cache.pages import CachedListMixin, cached_page
+from common.infra.cache.pages import CachedListMixin, cached_page, page_ended, page_start
 from common.infra.cache.store import CacheDown
 from common.infra.cache.store import store as _store
 
@@ -30,4 +30,6 @@ __all__ = [
     "cache_ping",
     "cache_redis_url",
     "cached_page",
+    "page_ended",
+    "page_start",
 ]

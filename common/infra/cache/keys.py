@@ -59,6 +59,12 @@ def count_name(resource: str, versions: dict[str, int], query: str, audience: st
     return f"count:{resource}:{stamp}:{digest}"
 
 
+def page_end_name(counted: str, size: str, number: int) -> str:
+    """The last id of page `number` of `size` (as the query gives it) of the list `counted`
+    (count_name) names: under the same versions and audience as the count."""
+    return f"end:{counted}:{size}:{number}"
+
+
 def memberships_value(memberships: dict[int, str]) -> bytes:
     """A reader's memberships as the hit path reads them: `5:owner,9:viewer`, by project id."""
     return ",".join(f"{project}:{role}" for project, role in sorted(memberships.items())).encode()

@@ -29,6 +29,7 @@ from common.infra.cache.keys import (
     count_name,
     lock_name,
     memberships_value,
+    page_end_name,
     page_name,
     page_versions,
     reader_audience,
@@ -95,6 +96,7 @@ def cached_page(
     count_query: str | None = None,
     also: Sequence[Command] = (),
     handed: dict[str, int] | None = None,
+    place: tuple[str, int] | None = None,
 ) -> tuple[bytes, bool]:
     """The page's bytes and whether they came from the cache.
 
@@ -103,7 +105,9 @@ def cached_page(
     a short lock, so a burst of misses on one page costs one query. `count_query`: the query the
     list's count depends on (paged_query), read with the page for cached_count; `also`: writes
     of the caller's, made once the page is answered (none when building it fails), in the same
-    round trip as the cache's own; `handed`: the versions the hit path read for this request.
+    round trip as the cache's own; `handed`: the versions the hit path read for this request;
+    `place`: the page's size (as the query gives it) and number, whose end (page_ended) and the
+    previous page's (page_start) are kept beside the count, under its versions and audience.
 
     Round trips: the versions; the page, the lock and the count together; on a miss, the page,
     the count, `also` and the lock's release together after the build.
@@ -132,6 +136,12 @@ def cached_page(
     counted = None if count_query is None else count_name(resource, known, count_query, audience)
     commands: list[Command] = [("get", name), ("add", lock_name(name), b"1", BUILD_LOCK_SECONDS)]
     commands += [("get", counted)] if counted else []
+    ends = (
+        [page_end_name(counted, place[0], place[1] - n) for n in (0, 1)]
+        if counted and place
+        else []
+    )
+    commands += [("get", ends[1])] if ends and place and place[1] > 1 else []
     try:
         raw, locked, *found = store().batch(commands)
         if (cached := unpack_page(raw)) is not None:
@@ -144,10 +154,11 @@ def cached_page(
     except CacheDown:
         return build(), False
     count = _Count(counted, count_query, unpack_page(found[0]) if counted else None)
+    count.end_name, count.start = (ends[0] if ends else None), _last_id(found[1:])
     token = _counted.set(count)
     writes: list[Command] = [("delete", lock_name(name))] if locked else []
     try:
-        built_at = now_us()
+        count.built_at = built_at = now_us()
         page = build()  # may raise: a bad filter is a 400, and nothing is stored
         writes = [*_page_write(name, page, built_at), *count.writes, *also, *writes]
     finally:
@@ -162,6 +173,14 @@ class _Count:
     def __init__(self, name: str | None, query: str | None, found: bytes | None) -> None:
         self.name, self.query, self.found = name, query, found
         self.writes: list[Command] = []
+        self.start: int | None = None  # the last id of the page before, when known
+        self.end_name: str | None = None  # where this page's last id is kept
+        self.built_at = 0
+
+
+def _last_id(found: list) -> int | None:
+    raw = unpack_page(found[0]) if found else None
+    return int(raw) if raw is not None and raw.isdigit() else None
 
 
 # While a page is built: what its list's count is known by (cached_page).
@@ -182,8 +201,21 @@ def cached_count(query: str, count: Callable[[], int]) -> int:
             return int(known.found)
     built_at = now_us()
     rows = count()
-    known.writes = _page_write(known.name, str(rows).encode(), built_at)
+    known.writes += _page_write(known.name, str(rows).encode(), built_at)
     return rows
+
+
+def page_start() -> int | None:
+    """While a page is built: the last id of the page before it in the same list (same filters,
+    page size, versions and audience), when a page built before kept it; else None."""
+    known = _counted.get()
+    return None if known is None else known.start
+
+
+def page_ended(last_id: int) -> None:
+    """While a page is built: its last row's id, kept for the next page's page_start."""
+    if (known := _counted.get()) is not None and known.end_name is not None:
+        known.writes += _page_write(known.end_name, str(last_id).encode(), known.built_at)
 
 
 def paged_query(query: QueryDict, paging: Iterable[str]) -> str:
@@ -284,6 +316,7 @@ class CachedListMixin(_ListView):
             count_query=paged_query(request.GET, self.paging_parameters()),
             also=[_remember_active(request.user, memberships)],
             handed=getattr(request, "scope", {}).get(HANDED_VERSIONS),
+            place=_place(request.GET, *self.paging_parameters()),
         )
         response = HttpResponse(page, content_type="application/json")
         response["X-Cache"] = "hit" if hit else "miss"
@@ -310,6 +343,14 @@ class CachedListMixin(_ListView):
     def count_rows(self, queryset) -> int:
         """The count of the filtered `queryset`, shared by every page of it (cached_count)."""
         return cached_count(paged_query(self.request.GET, self.paging_parameters()), queryset.count)
+
+
+def _place(query: QueryDict, page: str, size: str) -> tuple[str, int] | None:
+    """A numbered page's size as the query gives it (digits, or none) and its number."""
+    number, given = query.get(page, "1"), query.get(size, "")
+    if all(text.isascii() and text.isdigit() and len(text) <= 9 for text in (number, given or "0")):
+        return given, int(number)
+    return None
 
 
 def _remember_active(user, memberships: bytes) -> Command:
