@@ -20,4 +20,4 @@ def test_webhooks_delivers_every_event_once_and_measures_both_sides() -> None:
     assert 0 < latency["p50_ms"] <= latency["p99_ms"]
     assert latency["cpu_ms_per_delivery"] > 0
     assert result["deliveries"] == {"succeeded": 200}
-    assert result["problems"] == {"receiver": [], "worker": []}
+    assert result["problems"] == {"receiver": [], "worker0": [], "worker1": []}
