@@ -185,7 +185,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     add("--events", type=int, default=10_000, help="events in each phase (default 10000)")
     add("--webhooks", type=int, default=10, help="projects, one webhook each (default 10)")
     add("--workers", type=int, default=2, help="worker processes, and reference loops (default 2)")
-    add("--threads", type=int, default=2, help="threads of each worker, clients of each loop")
+    add(
+        "--threads",
+        type=int,
+        default=4,
+        help="threads of each worker (production: 4), clients of each loop",
+    )
     add("--timeout", type=float, default=600, help="seconds to wait for a phase's deliveries")
     add("--database", default=DATABASE, help=f"bench database (default {DATABASE})")
     args = parser.parse_args(argv)
