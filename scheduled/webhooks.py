@@ -423,7 +423,10 @@ class _Sender:
         pool = self.pools.get(key)
         if pool is None:
             pool = self.pools[key] = httpcore.AsyncConnectionPool(
-                ssl_context=self.tls, max_connections=100, max_keepalive_connections=20
+                ssl_context=self.tls,
+                max_connections=100,  # httpx's limits
+                max_keepalive_connections=20,
+                keepalive_expiry=5.0,
             )
         return pool
 
