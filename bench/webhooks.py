@@ -199,6 +199,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def _row(
+    measure: str, candidate: str, reference="", ratio="", goal="", met: bool | None = None
+) -> list[str]:
+    return [measure, candidate, reference, ratio, goal, "" if met is None else verdict(met)]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     result = run(args)
@@ -210,50 +216,28 @@ def main(argv: list[str] | None = None) -> int:
         f"{_procs.machine()}"
     )
     ratio = put["rate"] / ref["rate"]
+    cpu, ref_cpu = lat["cpu_ms_per_delivery"], ref["cpu_ms_per_delivery"]
+    lost, duplicates = put["lost"] + lat["lost"], put["duplicates"] + lat["duplicates"]
+    cpu_ratio = f"{cpu / ref_cpu:.2f}"
+    rate_goal = (f">= {GOAL}", ratio >= GOAL)
+    p99 = lat["p99_ms"]
+    rows = [
+        _row(
+            "deliveries/s", f"{put['rate']:.0f}", f"{ref['rate']:.0f}", f"{ratio:.2f}", *rate_goal
+        ),
+        _row("CPU ms per delivery (workers / loops)", f"{cpu:.2f}", f"{ref_cpu:.2f}", cpu_ratio),
+        _row("p50 commit->receipt ms", f"{lat['p50_ms']:.0f}"),
+        _row(
+            "p99 commit->receipt ms",
+            f"{p99:.0f}",
+            goal=f"< {P99_GOAL_MS:.0f}",
+            met=p99 < P99_GOAL_MS,
+        ),
+        _row("lost", str(lost), goal="0", met=lost == 0),
+        _row("duplicates", str(duplicates), str(ref["duplicates"]), goal="0", met=duplicates == 0),
+    ]
     print_table(
-        [
-            [
-                "deliveries/s",
-                f"{put['rate']:.0f}",
-                f"{ref['rate']:.0f}",
-                f"{ratio:.2f}",
-                f">= {GOAL}",
-                verdict(ratio >= GOAL),
-            ],
-            [
-                "CPU ms per delivery (workers / loops)",
-                f"{lat['cpu_ms_per_delivery']:.2f}",
-                f"{ref['cpu_ms_per_delivery']:.2f}",
-                f"{lat['cpu_ms_per_delivery'] / ref['cpu_ms_per_delivery']:.2f}",
-                "",
-                "",
-            ],
-            ["p50 commit->receipt ms", f"{lat['p50_ms']:.0f}", "", "", "", ""],
-            [
-                "p99 commit->receipt ms",
-                f"{lat['p99_ms']:.0f}",
-                "",
-                "",
-                f"< {P99_GOAL_MS:.0f}",
-                verdict(lat["p99_ms"] < P99_GOAL_MS),
-            ],
-            [
-                "lost",
-                str(put["lost"] + lat["lost"]),
-                "",
-                "",
-                "0",
-                verdict(put["lost"] + lat["lost"] == 0),
-            ],
-            [
-                "duplicates",
-                str(put["duplicates"] + lat["duplicates"]),
-                str(ref["duplicates"]),
-                "",
-                "0",
-                verdict(put["duplicates"] + lat["duplicates"] == 0),
-            ],
-        ],
+        rows,
         ("measure", "candidate", "reference", "ratio", "goal", "met"),
         title=(
             f"latency phase written at {lat['written_rate']:.0f}/s "
