@@ -426,7 +426,9 @@ class _Sender:
                 ssl_context=self.tls,
                 max_connections=100,  # httpx's limits
                 max_keepalive_connections=20,
-                keepalive_expiry=5.0,
+                # An idle connection is dropped before the 5 s after which common servers
+                # (uvicorn, Node) close theirs, so one they are closing is not reused.
+                keepalive_expiry=4.0,
             )
         return pool
 
