@@ -17,7 +17,8 @@ concurrency as the workers (a process each, in it a connection pool per thread w
 deliveries at once in each).
 
 Throughput: --events events logged while no worker runs, then the workers start; deliveries a
-second = deliveries / (last arrival - first arrival), the same measure as the reference's.
+second = deliveries / (last arrival - first arrival), the same measure as the reference's, which
+runs before and after it (their mean: a machine whose load changes hits both sides alike).
 Latency: --events more events written at GOAL x the reference's rate with the workers
 running; commit to receipt = arrival - the event's occurred_at (taken in its transaction, just
 before the commit). Lost: events never received; duplicates: (webhook, id) received twice.
@@ -95,6 +96,14 @@ def reference(receiver: str, args: argparse.Namespace) -> dict:
     }
 
 
+def _mean(before: dict, after: dict) -> dict:
+    """Two reference runs as one: the mean rate and CPU, all that was received."""
+    rates = [before["rate"], after["rate"]]
+    cpu = (before["cpu_ms_per_delivery"] + after["cpu_ms_per_delivery"]) / 2
+    counts = {key: before[key] + after[key] for key in ("received", "duplicates")}
+    return {"rate": sum(rates) / 2, "rates": rates, "cpu_ms_per_delivery": cpu, **counts}
+
+
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -131,6 +140,8 @@ def run(args: argparse.Namespace) -> dict:
             first = _procs.call(f"{CHILD}:outcome", env)
             expected = {(paths[pk], i) for i, pk in first["projects"].items()}
             result["throughput"] = {"rate": _rate(drained), **_counts(drained, expected)}
+            httpx.get(f"{receiver}/reset")  # the reference again, in turn: the machine drifts
+            result["reference"] = _mean(result["reference"], reference(receiver, args))
 
             httpx.get(f"{receiver}/reset")
             target = GOAL * result["reference"]["rate"]
@@ -244,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
             f"(target {lat['target_rate']:.0f}/s = {GOAL} x the reference's rate)"
         ),
     )
+    before, after = ref["rates"]
+    print(f"reference before / after the drain: {before:.0f} / {after:.0f} deliveries/s")
     print(f"deliveries by status: {result['deliveries']}")
     for name, lines in result["problems"].items():
         for line in lines[:5]:
