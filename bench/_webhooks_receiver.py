@@ -1,5 +1,6 @@
 """The webhooks bench's receiver: a bare ASGI app (uvicorn) that notes each POST's path,
-`webhook-id` and arrival time, answers 204, and reports them at GET /stats."""
+`webhook-id` and arrival time, answers 204, and reports them at GET /stats (how many at
+GET /count: polled while a phase runs, cheap beside the POSTs)."""
 
 import json
 import time
@@ -25,6 +26,8 @@ async def application(scope, receive, send) -> None:
         msg_id = dict(scope["headers"]).get(b"webhook-id", b"").decode()
         records.append((path, msg_id, time.time()))
         await _answer(send, 204)
+    elif path == "/count":
+        await _answer(send, 200, b"%d" % len(records))
     elif path == "/stats":
         await _answer(send, 200, json.dumps(records).encode())
     elif path == "/reset":

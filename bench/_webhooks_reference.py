@@ -1,8 +1,9 @@
 """The webhooks bench's reference: signed POSTs from a bare httpx client loop.
 
-`python -m bench._webhooks_reference URL_BASE COUNT WEBHOOKS CONCURRENCY`: COUNT POSTs of an
+`python -m bench._webhooks_reference URL_BASE COUNT WEBHOOKS CLIENTS`: COUNT POSTs of an
 envelope-sized body to URL_BASE/ref/{i % WEBHOOKS}, each with its own webhook-id and a Standard
-Webhooks signature, CONCURRENCY at a time on one httpx.AsyncClient (kept-alive connections).
+Webhooks signature, WEBHOOKS at a time on each of CLIENTS httpx.AsyncClients (kept-alive
+connections): a worker thread's connection pool and a write's deliveries each.
 """
 
 import asyncio
@@ -26,11 +27,15 @@ BODY = {
 }
 
 
-async def main(base: str, count: int, webhooks: int, concurrency: int) -> None:
+async def main(base: str, count: int, webhooks: int, clients: int) -> None:
+    todo = iter(range(count))
+    await asyncio.gather(*(_client(base, todo, webhooks) for _ in range(clients)))
+
+
+async def _client(base: str, todo, webhooks: int) -> None:
     import httpx
 
     key = secrets.token_bytes(24)
-    todo = iter(range(count))
     async with httpx.AsyncClient(timeout=10) as client:
 
         async def loop() -> None:
@@ -51,9 +56,9 @@ async def main(base: str, count: int, webhooks: int, concurrency: int) -> None:
                 )
                 response.raise_for_status()
 
-        await asyncio.gather(*(loop() for _ in range(concurrency)))
+        await asyncio.gather(*(loop() for _ in range(webhooks)))
 
 
 if __name__ == "__main__":
-    base, count, webhooks, concurrency = sys.argv[1], *map(int, sys.argv[2:5])
-    asyncio.run(main(base, count, webhooks, concurrency))
+    base, count, webhooks, clients = sys.argv[1], *map(int, sys.argv[2:5])
+    asyncio.run(main(base, count, webhooks, clients))

@@ -6,16 +6,19 @@ with one webhook asking for every event, at 127.0.0.1 on one uvicorn process
 (bench/_webhooks_receiver.py: notes each POST's path, webhook-id and arrival time, answers 204).
 Events are written by a Django child with publish_many, one event in each project per
 transaction (the outbox rows in the event's transaction, the queueing after commit: the path
-of every write); they reach the webhooks through RabbitMQ and `celery worker --concurrency
---workers` (prefork, production settings), each message carrying the deliveries of one write.
+of every write); they reach the webhooks through RabbitMQ and --workers processes of the
+production worker command (`celery worker --pool threads --concurrency --threads`, production
+settings), each message carrying the deliveries of one write.
 
 Reference: --workers processes of bench/_webhooks_reference.py, each posting its share of the
 same number of signed POSTs (an envelope-sized body, a webhook-id each, the Standard Webhooks
-signature) on one kept-alive httpx.AsyncClient, --webhooks at a time: the same concurrency
-as the workers (a process each, a write's deliveries at once in each).
+signature) on --threads kept-alive httpx.AsyncClients, --webhooks at a time on each: the same
+concurrency as the workers (a process each, in it a connection pool per thread with a write's
+deliveries at once in each).
 
 Throughput: --events events logged while no worker runs, then the workers start; deliveries a
-second = deliveries / (last arrival - first arrival), the same measure as the reference's.
+second = deliveries / (last arrival - first arrival), the same measure as the reference's, which
+runs before and after it (their mean: a machine whose load changes hits both sides alike).
 Latency: --events more events written at GOAL x the reference's rate with the workers
 running; commit to receipt = arrival - the event's occurred_at (taken in its transaction, just
 before the commit). Lost: events never received; duplicates: (webhook, id) received twice.
@@ -24,14 +27,12 @@ duplicated.
 """
 
 import argparse
-import contextlib
 import os
 import resource
 import subprocess
 import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 import httpx
 
@@ -51,7 +52,7 @@ def _stats(receiver: str) -> list[tuple[str, str, float]]:
 def _wait_for(receiver: str, count: int, timeout: float) -> list[tuple[str, str, float]]:
     """Until `count` POSTs arrived (then 1 s more, for any duplicate) or the timeout."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and len(_stats(receiver)) < count:
+    while time.monotonic() < deadline and int(httpx.get(f"{receiver}/count").text) < count:
         time.sleep(0.5)
     time.sleep(1)
     return _stats(receiver)
@@ -79,9 +80,7 @@ def reference(receiver: str, args: argparse.Namespace) -> dict:
     command = [sys.executable, "-m", "bench._webhooks_reference", receiver]
     cpu_before = _children_cpu()
     loops = [
-        subprocess.Popen(
-            [*command, str(n), str(args.webhooks), str(args.webhooks)], cwd=_procs.REPO
-        )
+        subprocess.Popen([*command, str(n), str(args.webhooks), str(args.threads)], cwd=_procs.REPO)
         for n in share
     ]
     for loop in loops:
@@ -97,25 +96,17 @@ def reference(receiver: str, args: argparse.Namespace) -> dict:
     }
 
 
+def _mean(before: dict, after: dict) -> dict:
+    """Two reference runs as one: the mean rate and CPU, all that was received."""
+    rates = [before["rate"], after["rate"]]
+    cpu = (before["cpu_ms_per_delivery"] + after["cpu_ms_per_delivery"]) / 2
+    counts = {key: before[key] + after[key] for key in ("received", "duplicates")}
+    return {"rate": sum(rates) / 2, "rates": rates, "cpu_ms_per_delivery": cpu, **counts}
+
+
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
-
-
-def _tree_cpu(pid: int) -> float:
-    """CPU seconds of a process and its children (a prefork worker's pool)."""
-    pids = [pid]
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                pids.append(int(stat.parent.name))
-        except (OSError, ValueError, IndexError):
-            continue
-    total = 0.0
-    for each in pids:
-        with contextlib.suppress(OSError):
-            total += _procs.cpu_seconds(each)
-    return total
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -137,24 +128,29 @@ def run(args: argparse.Namespace) -> dict:
         paths = {pk: f"/hook/{i}" for i, pk in enumerate(projects["projects"])}
         _procs.call(f"{CHILD}:produce", env, projects=list(paths), events=args.events, rate=0)
         command = [sys.executable, "-m", "celery", "-A", "scheduled.celery", "worker"]
-        command += ["--queues", queue, "--concurrency", str(args.workers), "-n", f"{queue}@%h"]
+        command += ["--pool", "threads", "--concurrency", str(args.threads), "--queues", queue]
         command += ["--without-heartbeat", "--without-gossip", "--without-mingle"]
         command += ["--loglevel", "WARNING"]
-        worker = session.servers.start("worker", command, env, port=0)
+        workers = [
+            session.servers.start(f"worker{i}", [*command, "-n", f"{queue}-{i}@%h"], env, port=0)
+            for i in range(args.workers)
+        ]
         try:
             drained = _wait_for(receiver, args.events, args.timeout)
             first = _procs.call(f"{CHILD}:outcome", env)
             expected = {(paths[pk], i) for i, pk in first["projects"].items()}
             result["throughput"] = {"rate": _rate(drained), **_counts(drained, expected)}
+            httpx.get(f"{receiver}/reset")  # the reference again, in turn: the machine drifts
+            result["reference"] = _mean(result["reference"], reference(receiver, args))
 
             httpx.get(f"{receiver}/reset")
             target = GOAL * result["reference"]["rate"]
-            cpu_before = _tree_cpu(worker.pid)
+            cpu_before = sum(_procs.cpu_seconds(worker.pid) for worker in workers)
             written = _procs.call(
                 f"{CHILD}:produce", env, projects=list(paths), events=args.events, rate=target
             )
             paced = _wait_for(receiver, args.events, args.timeout)
-            cpu = _tree_cpu(worker.pid) - cpu_before
+            cpu = sum(_procs.cpu_seconds(worker.pid) for worker in workers) - cpu_before
             second = _procs.call(f"{CHILD}:outcome", env)
         finally:
             session.servers.stop()
@@ -200,12 +196,24 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     add("--events", type=int, default=10_000, help="events in each phase (default 10000)")
     add("--webhooks", type=int, default=10, help="projects, one webhook each (default 10)")
     add("--workers", type=int, default=2, help="worker processes, and reference loops (default 2)")
+    add(
+        "--threads",
+        type=int,
+        default=4,
+        help="threads of each worker (production: 4), clients of each loop",
+    )
     add("--timeout", type=float, default=600, help="seconds to wait for a phase's deliveries")
     add("--database", default=DATABASE, help=f"bench database (default {DATABASE})")
     args = parser.parse_args(argv)
-    if min(args.events, args.webhooks, args.workers) < 1:
+    if min(args.events, args.webhooks, args.workers, args.threads) < 1:
         parser.error("counts must be at least 1")
     return args
+
+
+def _row(
+    measure: str, candidate: str, reference="", ratio="", goal="", met: bool | None = None
+) -> list[str]:
+    return [measure, candidate, reference, ratio, goal, "" if met is None else verdict(met)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -214,60 +222,41 @@ def main(argv: list[str] | None = None) -> int:
     ref, put, lat = result["reference"], result["throughput"], result["latency"]
     print(
         f"webhooks: {args.events} events to {args.webhooks} webhooks (one per project), "
-        f"{args.workers} worker processes / reference loops of {args.webhooks} in flight; "
+        f"{args.workers} worker processes / reference loops, each {args.threads} threads / "
+        f"clients of {args.webhooks} in flight; "
         f"{_procs.machine()}"
     )
     ratio = put["rate"] / ref["rate"]
+    cpu, ref_cpu = lat["cpu_ms_per_delivery"], ref["cpu_ms_per_delivery"]
+    lost, duplicates = put["lost"] + lat["lost"], put["duplicates"] + lat["duplicates"]
+    cpu_ratio = f"{cpu / ref_cpu:.2f}"
+    rate_goal = (f">= {GOAL}", ratio >= GOAL)
+    p99 = lat["p99_ms"]
+    rows = [
+        _row(
+            "deliveries/s", f"{put['rate']:.0f}", f"{ref['rate']:.0f}", f"{ratio:.2f}", *rate_goal
+        ),
+        _row("CPU ms per delivery (workers / loops)", f"{cpu:.2f}", f"{ref_cpu:.2f}", cpu_ratio),
+        _row("p50 commit->receipt ms", f"{lat['p50_ms']:.0f}"),
+        _row(
+            "p99 commit->receipt ms",
+            f"{p99:.0f}",
+            goal=f"< {P99_GOAL_MS:.0f}",
+            met=p99 < P99_GOAL_MS,
+        ),
+        _row("lost", str(lost), goal="0", met=lost == 0),
+        _row("duplicates", str(duplicates), str(ref["duplicates"]), goal="0", met=duplicates == 0),
+    ]
     print_table(
-        [
-            [
-                "deliveries/s",
-                f"{put['rate']:.0f}",
-                f"{ref['rate']:.0f}",
-                f"{ratio:.2f}",
-                f">= {GOAL}",
-                verdict(ratio >= GOAL),
-            ],
-            [
-                "CPU ms per delivery (workers / loops)",
-                f"{lat['cpu_ms_per_delivery']:.2f}",
-                f"{ref['cpu_ms_per_delivery']:.2f}",
-                f"{lat['cpu_ms_per_delivery'] / ref['cpu_ms_per_delivery']:.2f}",
-                "",
-                "",
-            ],
-            ["p50 commit->receipt ms", f"{lat['p50_ms']:.0f}", "", "", "", ""],
-            [
-                "p99 commit->receipt ms",
-                f"{lat['p99_ms']:.0f}",
-                "",
-                "",
-                f"< {P99_GOAL_MS:.0f}",
-                verdict(lat["p99_ms"] < P99_GOAL_MS),
-            ],
-            [
-                "lost",
-                str(put["lost"] + lat["lost"]),
-                "",
-                "",
-                "0",
-                verdict(put["lost"] + lat["lost"] == 0),
-            ],
-            [
-                "duplicates",
-                str(put["duplicates"] + lat["duplicates"]),
-                str(ref["duplicates"]),
-                "",
-                "0",
-                verdict(put["duplicates"] + lat["duplicates"] == 0),
-            ],
-        ],
+        rows,
         ("measure", "candidate", "reference", "ratio", "goal", "met"),
         title=(
             f"latency phase written at {lat['written_rate']:.0f}/s "
             f"(target {lat['target_rate']:.0f}/s = {GOAL} x the reference's rate)"
         ),
     )
+    before, after = ref["rates"]
+    print(f"reference before / after the drain: {before:.0f} / {after:.0f} deliveries/s")
     print(f"deliveries by status: {result['deliveries']}")
     for name, lines in result["problems"].items():
         for line in lines[:5]:

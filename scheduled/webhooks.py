@@ -19,6 +19,9 @@ Host header and TLS server name, and redirects are not followed.
 """
 
 import asyncio
+import contextlib
+import functools
+import json
 import logging
 import random
 import threading
@@ -28,6 +31,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 from django.conf import settings
 from django.db import connection, transaction
@@ -49,7 +53,7 @@ REQUEUE_AFTER = timedelta(minutes=5)
 COUNTDOWN_MAX = 60.0  # sooner retries wait in the broker, later ones in the table, for the relay
 RESPONSE_READ_MAX = 64 * 1024  # of a receiver's answer, read (for keep-alive) and dropped
 JITTER = 0.2  # each retry delay is drawn from +-20% of the schedule's
-USER_AGENT = "Taskwire-Webhooks/1.0"
+USER_AGENT = b"Taskwire-Webhooks/1.0"
 SEND_TIMEOUT_SECONDS = 5  # waiting for a free producer of the pool
 RETRY_ONCE = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 
@@ -123,6 +127,18 @@ def relay(*, now: Any = None) -> dict[str, int]:
 
 
 @dataclass
+class Claimed:
+    """A claimed attempt with what it needs: its webhook (url None: deleted meanwhile) and its
+    event (None: no longer kept)."""
+
+    delivery: WebhookDelivery
+    url: str | None
+    secret: str
+    active: bool
+    event: Event | None
+
+
+@dataclass
 class Attempt:
     delivery: WebhookDelivery
     url: str
@@ -144,29 +160,41 @@ class Outcome:
         return self.response_status is not None and 200 <= self.response_status < 300
 
 
-# PostgreSQL: the claim in one statement (a claim another worker holds is left alone).
+# PostgreSQL: each of a message's two writes is one statement (its own transaction), committed
+# without waiting for the disk (`unflushed`: set_config(..., true), that transaction only). Safe for
+# deliveries' writes, and only for them: what a crash of the database could take back is its
+# last moments' claims and outcomes, so those attempts are pending again and are made again,
+# which at-least-once delivery allows. No other transaction does this.
+# The claim (a claim another worker holds is left alone), with the webhooks and events it needs.
 _CLAIM = """
-    UPDATE common_webhookdelivery SET claimed_at = %(now)s, claimed_by = %(claim)s
-    WHERE id = ANY(%(ids)s) AND status = 'pending'
-      AND (claimed_at IS NULL OR claimed_at < %(lapsed)s OR claimed_by = %(claim)s)
-    RETURNING id, webhook_id, event_id, attempt
+    WITH unflushed AS (SELECT set_config('synchronous_commit', 'off', true)), claimed AS (
+        UPDATE common_webhookdelivery SET claimed_at = %(now)s, claimed_by = %(claim)s
+        WHERE id = ANY(%(ids)s) AND status = 'pending'
+          AND (claimed_at IS NULL OR claimed_at < %(lapsed)s OR claimed_by = %(claim)s)
+        RETURNING id, webhook_id, event_id, attempt
+    )
+    SELECT claimed.id, claimed.webhook_id, claimed.event_id, claimed.attempt,
+        hook.url, hook.secret, hook.active, event.project_id, event.seq, event.type,
+        event.occurred_at, event.actor, event.data
+    FROM claimed CROSS JOIN unflushed
+    LEFT JOIN common_webhook AS hook ON hook.id = claimed.webhook_id
+    LEFT JOIN common_event AS event ON event.id = claimed.event_id
+"""
+
+# The outcomes of a message's attempts, all in one UPDATE.
+_OUTCOMES = """
+    WITH unflushed AS (SELECT set_config('synchronous_commit', 'off', true))
+    UPDATE common_webhookdelivery AS delivery SET status = outcome.status,
+        response_status = outcome.response_status, duration_ms = outcome.duration_ms,
+        error = outcome.error
+    FROM unflushed, unnest(%(ids)s::bigint[], %(statuses)s::text[], %(responses)s::int[],
+        %(durations)s::int[], %(errors)s::text[])
+        AS outcome(id, status, response_status, duration_ms, error)
+    WHERE delivery.id = outcome.id
 """
 
 
-def _without_waiting_for_the_disk() -> None:
-    """The current transaction commits without waiting for its WAL to reach the disk.
-
-    Safe for deliveries' transactions, and only for them: what a crash of the database could
-    take back is its last moments' claims and outcomes, each whole with what it made (the next
-    attempt, a 410's turning the webhook off), so those attempts are pending again and are made
-    again, which at-least-once delivery allows. No other transaction does this.
-    """
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
-
-
-def _claim(ids: list[int], claim: str) -> list[WebhookDelivery]:
+def _claim(ids: list[int], claim: str) -> list[Claimed]:
     now = timezone.now()
     if connection.vendor == "postgresql":
         params: dict[str, Any] = {
@@ -175,16 +203,10 @@ def _claim(ids: list[int], claim: str) -> list[WebhookDelivery]:
             "ids": list(ids),
             "lapsed": now - LEASE,
         }
-        with transaction.atomic(), connection.cursor() as cursor:
-            _without_waiting_for_the_disk()
+        with connection.cursor() as cursor:
             cursor.execute(_CLAIM, params)
             rows = cursor.fetchall()
-        return [
-            WebhookDelivery(
-                pk=pk, webhook_id=hook, event_id=event, attempt=attempt, status=Status.PENDING
-            )
-            for pk, hook, event, attempt in rows
-        ]
+        return [_claimed(*row) for row in rows]
     free = Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - LEASE) | Q(claimed_by=claim)
     with transaction.atomic():
         pending = WebhookDelivery.objects.filter(pk__in=ids, status=Status.PENDING).filter(free)
@@ -192,7 +214,34 @@ def _claim(ids: list[int], claim: str) -> list[WebhookDelivery]:
         WebhookDelivery.objects.filter(pk__in=[d.pk for d in claimed]).update(
             claimed_at=now, claimed_by=claim
         )
-    return claimed
+    hooks = Webhook.objects.in_bulk({d.webhook_id for d in claimed})
+    events = Event.objects.in_bulk({d.event_id for d in claimed})
+    found = []
+    for delivery in claimed:
+        hook = hooks.get(delivery.webhook_id)
+        url, secret, active = (hook.url, hook.secret, hook.active) if hook else (None, "", False)
+        found.append(Claimed(delivery, url, secret, active, events.get(delivery.event_id)))
+    return found
+
+
+def _claimed(pk, hook_id, event_id, attempt, url, secret, active, *event) -> Claimed:
+    """A row of _CLAIM."""
+    delivery = WebhookDelivery(
+        pk=pk, webhook_id=hook_id, event_id=event_id, attempt=attempt, status=Status.PENDING
+    )
+    project_id, seq, type, occurred_at, actor, data = event
+    found = None
+    if project_id is not None:
+        found = Event(
+            id=event_id,
+            project_id=project_id,
+            seq=seq,
+            type=type,
+            occurred_at=occurred_at,
+            actor=actor,
+            data=json.loads(data) if isinstance(data, str) else data,
+        )
+    return Claimed(delivery, url, secret or "", bool(active), found)
 
 
 def deliver(ids: list[int], *, claim: str) -> dict[str, int]:
@@ -200,48 +249,48 @@ def deliver(ids: list[int], *, claim: str) -> dict[str, int]:
     claimed = _claim(ids, claim)
     if not claimed:
         return {"claimed": 0}
-    hooks = Webhook.objects.in_bulk({d.webhook_id for d in claimed})
-    events = Event.objects.in_bulk({d.event_id for d in claimed})
     attempts, outcomes = [], []
-    for delivery in claimed:
-        hook, event = hooks.get(delivery.webhook_id), events.get(delivery.event_id)
-        if hook is None:  # deleted meanwhile: its log went with it
+    bodies: dict[Any, bytes] = {}  # an event to several webhooks: encoded once
+    for found in claimed:
+        delivery, event = found.delivery, found.event
+        if found.url is None:  # deleted meanwhile: its log went with it
             continue
-        if not hook.active:
+        if not found.active:
             outcomes.append(Outcome(delivery, error="The webhook is not active."))
         elif event is None:
             outcomes.append(Outcome(delivery, error="The event is no longer kept."))
         else:
-            body = encode(envelope(event)).encode()
-            attempts.append(Attempt(delivery, hook.url, hook.secret, str(event.id), body))
+            body = bodies.get(event.id)
+            if body is None:
+                body = bodies[event.id] = encode(envelope(event)).encode()
+            attempts.append(Attempt(delivery, found.url, found.secret, str(event.id), body))
     outcomes += _sender().send_all(attempts)
-    _record(outcomes, hooks)
+    _record(outcomes, {found.delivery.webhook_id: found.active for found in claimed})
     return {"claimed": len(claimed), "succeeded": sum(o.succeeded for o in outcomes)}
 
 
-def _record(outcomes: list[Outcome], hooks: dict[int, Webhook]) -> None:
+def _record(outcomes: list[Outcome], active: dict[int, bool]) -> None:
+    """The outcomes; for a failed attempt the next one (or the webhook turned off), together."""
     schedule = settings.WEBHOOK_RETRY_SCHEDULE
-    now = timezone.now()
     for outcome in outcomes:
         delivery = outcome.delivery
         delivery.status = Status.SUCCEEDED if outcome.succeeded else Status.FAILED
         delivery.response_status = outcome.response_status
         delivery.duration_ms = outcome.duration_ms
         delivery.error = outcome.error[:2000]
-    fields = ["status", "response_status", "duration_ms", "error"]
-    with transaction.atomic():
-        _without_waiting_for_the_disk()
-        WebhookDelivery.objects.bulk_update([outcome.delivery for outcome in outcomes], fields)
-        for outcome in outcomes:
-            if outcome.succeeded:
-                continue
+    failed = [outcome for outcome in outcomes if not outcome.succeeded]
+    with transaction.atomic() if failed else contextlib.nullcontext():
+        _outcomes_write([outcome.delivery for outcome in outcomes])
+        now = timezone.now()
+        for outcome in failed:
             delivery = outcome.delivery
-            hook = hooks[delivery.webhook_id]
             if outcome.gone:
                 reason = "The receiver answered 410 Gone."
-                Webhook.objects.filter(pk=hook.pk).update(active=False, disabled_reason=reason)
+                Webhook.objects.filter(pk=delivery.webhook_id).update(
+                    active=False, disabled_reason=reason
+                )
                 continue
-            if outcome.succeeded or not hook.active or delivery.attempt > len(schedule):
+            if not active[delivery.webhook_id] or delivery.attempt > len(schedule):
                 continue
             if outcome.error.startswith("The event is no longer kept"):
                 continue
@@ -258,17 +307,49 @@ def _record(outcomes: list[Outcome], hooks: dict[int, Webhook]) -> None:
                 effects.on_commit(deliveries=[retry.pk], deliveries_countdown=delay)
 
 
+def _outcomes_write(deliveries: list[WebhookDelivery]) -> None:
+    if connection.vendor != "postgresql":
+        fields = ["status", "response_status", "duration_ms", "error"]
+        WebhookDelivery.objects.bulk_update(deliveries, fields)
+        return
+    params = {
+        "ids": [d.pk for d in deliveries],
+        "statuses": [d.status for d in deliveries],
+        "responses": [d.response_status for d in deliveries],
+        "durations": [d.duration_ms for d in deliveries],
+        "errors": [d.error for d in deliveries],
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_OUTCOMES, params)
+
+
 # Sending ----------------------------------------------------------------------------------------
+
+# httpcore's errors of a request (it has no one base class of them).
+_HTTP_ERRORS = (
+    httpcore.NetworkError,
+    httpcore.ProtocolError,
+    httpcore.TimeoutException,
+    httpcore.UnsupportedProtocol,
+)
+
+
+@functools.lru_cache(maxsize=1024)
+def _request_parts(url: str) -> tuple[bytes, bytes]:
+    """(Host header, request target) of a webhook's URL, as httpx encodes them."""
+    parsed = httpx.URL(url)
+    return parsed.netloc, parsed.raw_path
 
 
 class _Sender:
-    """One thread's event loop and HTTP clients: a client per (scheme, name, address, port), so
-    kept-alive connections are reused only for the name and address they were made for."""
+    """One thread's event loop and connection pools (httpcore's, under httpx): a pool per
+    (scheme, name, address, port), so kept-alive connections are reused only for the name and
+    address they were made for. No cookies are kept, no redirect is followed, no proxy used."""
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        self.clients: dict[tuple, httpx.AsyncClient] = {}
-        self.tls = httpx.create_ssl_context()  # loading the CA bundle once, not per client
+        self.pools: dict[tuple, httpcore.AsyncConnectionPool] = {}
+        self.tls = httpx.create_ssl_context()  # loading the CA bundle once, not per pool
 
     def send_all(self, attempts: list[Attempt]) -> list[Outcome]:
         if not attempts:
@@ -293,9 +374,9 @@ class _Sender:
             outcome.error = str(exc)
         except TimeoutError:
             outcome.error = f"No answer within {timeout:g} s."
-        except httpx.ConnectError as exc:
+        except httpcore.ConnectError as exc:
             outcome.error = f"Could not connect: {exc}" if str(exc) else "Could not connect."
-        except httpx.HTTPError as exc:
+        except _HTTP_ERRORS as exc:
             outcome.error = f"{type(exc).__name__}: {exc}"
         outcome.duration_ms = round((time.monotonic() - started) * 1000)
         status = outcome.response_status
@@ -308,46 +389,48 @@ class _Sender:
 
     async def _post(self, target: webhooks.Target, attempt: Attempt) -> int:
         timestamp = int(time.time())
-        headers = {
-            "Host": httpx.URL(attempt.url).netloc.decode("ascii"),
-            "Content-Type": "application/json",
-            "User-Agent": USER_AGENT,
-            "webhook-id": attempt.msg_id,
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": webhooks.sign(
-                attempt.secret, attempt.msg_id, timestamp, attempt.body
-            ),
-        }
-        address = target.address
-        netloc = f"[{address}]" if address.version == 6 else str(address)
-        url = f"{target.scheme}://{netloc}:{target.port}{target.path}"
-        extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
-        client = self._client(target)
-        request = client.build_request(
-            "POST", url, content=attempt.body, headers=headers, extensions=extensions
+        host, path = _request_parts(attempt.url)
+        signature = webhooks.sign(attempt.secret, attempt.msg_id, timestamp, attempt.body)
+        headers = [
+            (b"Host", host),
+            (b"Content-Type", b"application/json"),
+            (b"Content-Length", b"%d" % len(attempt.body)),
+            (b"User-Agent", USER_AGENT),
+            (b"webhook-id", attempt.msg_id.encode()),
+            (b"webhook-timestamp", b"%d" % timestamp),
+            (b"webhook-signature", signature.encode()),
+        ]
+        url = httpcore.URL(
+            scheme=target.scheme.encode(),
+            host=str(target.address).encode(),  # the checked address, no look-up
+            port=target.port,
+            target=path,
         )
-        response = await client.send(request, stream=True)
-        try:
+        extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
+        pool = self._pool(target)
+        async with pool.stream(
+            "POST", url, headers=headers, content=attempt.body, extensions=extensions
+        ) as response:
             read = 0
-            async for chunk in response.aiter_raw():
+            async for chunk in response.aiter_stream():  # read (for keep-alive) and dropped
                 read += len(chunk)
                 if read > RESPONSE_READ_MAX:
                     break
-        finally:
-            await response.aclose()
-        return response.status_code
+        return response.status
 
-    def _client(self, target: webhooks.Target) -> httpx.AsyncClient:
+    def _pool(self, target: webhooks.Target) -> httpcore.AsyncConnectionPool:
         key = (target.scheme, target.host, str(target.address), target.port)
-        client = self.clients.get(key)
-        if client is None:
-            client = self.clients[key] = httpx.AsyncClient(
-                timeout=settings.WEBHOOK_TIMEOUT_SECONDS,
-                verify=self.tls,
-                follow_redirects=False,
-                trust_env=False,  # no proxy from the environment: the checked address or none
+        pool = self.pools.get(key)
+        if pool is None:
+            pool = self.pools[key] = httpcore.AsyncConnectionPool(
+                ssl_context=self.tls,
+                max_connections=100,  # httpx's limits
+                max_keepalive_connections=20,
+                # An idle connection is dropped before the 5 s after which common servers
+                # (uvicorn, Node) close theirs, so one they are closing is not reused.
+                keepalive_expiry=4.0,
             )
-        return client
+        return pool
 
 
 _local = threading.local()

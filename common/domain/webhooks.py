@@ -13,6 +13,7 @@ that check returned (no second look-up).
 """
 
 import base64
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -56,9 +57,14 @@ def secret_new() -> str:
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     """The `webhook-signature` header value: `v1,` and base64 of HMAC-SHA256 over
     `{id}.{timestamp}.{body}`, keyed by the secret's bytes (Standard Webhooks)."""
-    key = base64.b64decode(secret.removeprefix(SECRET_PREFIX))
     signed = f"{msg_id}.{timestamp}.".encode() + body
-    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    digest = hmac.new(_key(secret), signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+@functools.lru_cache(maxsize=1024)
+def _key(secret: str) -> bytes:
+    return base64.b64decode(secret.removeprefix(SECRET_PREFIX))
 
 
 # Addresses -------------------------------------------------------------------------------------
