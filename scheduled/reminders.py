@@ -322,12 +322,15 @@ def _locked(reminder_id: int, *, claim: Claim) -> Reminder | None:
     (the fields the email and the record need) and the address it goes to as `send_to`.
 
     One statement whose SQL is compiled once per process (building it cost more than running
-    it), its row made into the models without the ORM's per-query work."""
+    it), its row made into the models without the ORM's per-query work (on PostgreSQL)."""
     values = (reminder_id, Reminder.Status.PENDING.value, claim.at, claim.run_id)
-    sql, params = _lock_statement(values)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
+    if connection.vendor == "postgresql":  # psycopg gives each column its Python type
+        sql, params = _lock_statement(values)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+    else:  # the local SQLite file's rows need the ORM's converters (times come back as text)
+        row = _lock_query(*values).first()
     if row is None:
         return None
     fields = dict(zip(_REMINDER_FIELDS + _TASK_FIELDS + ("send_to",), row, strict=True))

@@ -6,7 +6,7 @@ from unittest import mock
 
 import pytest
 from botocore.exceptions import ClientError
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -380,3 +380,25 @@ def test_a_database_error_before_the_send_leaves_the_claim_and_the_run_goes_on(s
     assert result == {"claimed": 2, "db_error": 1, "sent": 1}
     assert later["claimed"] == 1
     assert sorted(ses.recipients()) == ["a@example.com", "b@example.com"]
+
+
+def test_the_compiled_locking_read_gives_the_rows_the_orm_gives(ses):
+    # _lock_statement compiles _lock_query once with stand-in values (Django's Query, not a
+    # public API): pin that it still finds exactly the ORM's row, values and types alike.
+    due_in(5, assignee=UserFactory(email="a@example.com"), title="pinned")
+    claim = Claim("run-pin", timezone.now())
+    [(reminder_id, _)] = reminders._claim(claim)
+    values = (reminder_id, Reminder.Status.PENDING.value, claim.at, claim.run_id)
+    other = (reminder_id, Reminder.Status.PENDING.value, claim.at, "someone-else")
+
+    with transaction.atomic():
+        expected = list(reminders._lock_query(*values))
+        with connection.cursor() as cursor:
+            cursor.execute(*reminders._lock_statement(values))
+            compiled = cursor.fetchall()
+            cursor.execute(*reminders._lock_statement(other))
+            not_ours = cursor.fetchall()
+
+    assert len(expected) == 1
+    assert compiled == expected
+    assert not_ours == []
