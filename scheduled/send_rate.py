@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import redis
 from django.conf import settings
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+
+from common.infra.redis_clients import shared_redis
 
 logger = logging.getLogger(__name__)
 
@@ -77,13 +77,8 @@ class SendRate:
         self._lock = threading.Lock()
         self._local = _LocalBucket()
         self._redis_down_since: float | None = None
-        self._client = (
-            redis.Redis.from_url(
-                url, socket_connect_timeout=0.5, socket_timeout=0.5, retry=Retry(NoBackoff(), 0)
-            )
-            if url
-            else None
-        )
+        # The process's one client of that Redis (0.5 s timeouts, no retries), as the cache's.
+        self._client = shared_redis(url).client if url else None
         self._script = self._client.register_script(_RESERVE) if self._client else None
 
     def rate(self) -> float:

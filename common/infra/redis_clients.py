@@ -1,8 +1,9 @@
 """One Redis client, and so one connection pool, per Redis URL per process.
 
-The list cache (common.infra.cache.store), the event push (common.infra.event_push) and the
-limits (common.infra.limits) all take their client here: a process holds one pool per Redis
-(and, for the hit path in front of Django, one asyncio client per event loop), not one per user.
+The list cache (common.infra.cache.store), the event push (common.infra.event_push), the limits
+(common.infra.limits) and the workers' send rate (scheduled.send_rate) take their client here: a
+process holds one pool per Redis (and, for the hit path in front of Django, one asyncio client per
+event loop), not one per user.
 The policy is the cache's, the strictest of them: 0.5 s to connect and to answer, no retries
 behind the caller's back, so a frozen Redis costs a caller one timeout and it degrades its own way.
 
