@@ -71,7 +71,7 @@ SUMMARY_SQL = """
 MINIMAL_WRITE_SQL = """
     WITH report AS ({store})
     INSERT INTO common_event (id, project_id, seq, type, occurred_at, actor, data)
-    SELECT gen_random_uuid(), report.project_id, 1, 'summary.generated', %(now)s, NULL,
+    SELECT gen_random_uuid(), report.project_id, 1, 'summary.generated', %(run_at)s, NULL,
            to_jsonb(report)
     FROM report
 """
