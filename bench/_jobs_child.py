@@ -11,7 +11,11 @@ are due (stride = N // D):
 Email goes to Django's locmem backend, set here: SES stubbed in-process, no moto, no network.
 """
 
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TypeVar
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -24,6 +28,7 @@ from common.domain.models import Project, Reminder, SummaryReport, Task
 from scheduled.reminders import WINDOW, Claim, _claim, send_due_reminders
 from scheduled.summaries import _store, generate_project_summaries
 
+T = TypeVar("T")
 NOW = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)  # the jobs' fixed "now"
 USER_PREFIX = "jobs-user-"
 LOCMEM = "django.core.mail.backends.locmem.EmailBackend"
@@ -71,7 +76,7 @@ SUMMARY_SQL = """
 MINIMAL_WRITE_SQL = """
     WITH report AS ({store})
     INSERT INTO common_event (id, project_id, seq, type, occurred_at, actor, data)
-    SELECT gen_random_uuid(), report.project_id, 1, 'summary.generated', %(now)s, NULL,
+    SELECT gen_random_uuid(), report.project_id, 1, 'summary.generated', %(run_at)s, NULL,
            to_jsonb(report)
     FROM report
 """
@@ -280,6 +285,31 @@ def _summary_reference() -> dict[int, list]:
         return {row[0]: list(row[1:]) for row in cursor.fetchall()}
 
 
+def _backend_pid() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+def _cpu_ms(backend: int) -> float | None:
+    """CPU ms so far of this process and of its PostgreSQL backend (the scheduler's run time, in
+    ns: /proc/PID/schedstat); None when the backend's is not readable (another machine's)."""
+    try:
+        ran_ns = int(Path(f"/proc/{backend}/schedstat").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return ran_ns / 1e6 + time.process_time() * 1000
+
+
+def _cpu_timed(function: Callable[[], T]) -> tuple[float, float | None, T]:
+    """(wall ms, CPU ms of this process and its backend or None, result) of one call."""
+    backend = _backend_pid()
+    before = _cpu_ms(backend)
+    ms, result = timed(function)
+    after = _cpu_ms(backend)
+    return ms, None if before is None or after is None else after - before, result
+
+
 def _minimal_write() -> int:
     """MINIMAL_WRITE_SQL in its own transaction (COMMIT included); returns the reports stored."""
     from scheduled import summaries as job
@@ -303,24 +333,30 @@ def summaries(runs: int, job_runs: int = 1) -> dict:
     expected = _summary_reference()
     for round_ in range(runs):
 
-        def candidate() -> float:
+        def candidate() -> tuple[float, float | None]:
             _execute(*SUMMARIES_RESET)
             _execute("VACUUM common_summaryreport, common_event, common_project")
-            with recording() as statements:
-                ms = timed(_store, NOW, NOW.date())[0]
+            statements: list[tuple[str, float]] = []
+
+            def store_recorded() -> None:
+                with recording() as recorded:
+                    _store(NOW, NOW.date())
+                statements.extend(recorded)
+
+            ms, cpu_ms, _ = _cpu_timed(store_recorded)
             queries["store"] = len(statements)
             stored = SummaryReport.objects.values_list("project_id", *SummaryReport.COUNTS)
             if {row[0]: list(row[1:]) for row in stored} != expected:
                 errors.append("stored counts differ from the reference's")
-            return ms
+            return ms, cpu_ms
 
-        def minimal() -> float:
+        def minimal() -> tuple[float, float | None]:
             _execute(*SUMMARIES_RESET)
             _execute("VACUUM common_summaryreport, common_event, common_project")
-            ms, rows = timed(_minimal_write)
+            ms, cpu_ms, rows = _cpu_timed(_minimal_write)
             if rows != len(expected):
                 errors.append(f"the minimal write stored {rows} of {len(expected)}")
-            return ms
+            return ms, cpu_ms
 
         turns = taking_turns({"store": candidate, "minimal": minimal}, 1, start=round_)
         store += turns["store"]
@@ -335,6 +371,11 @@ def summaries(runs: int, job_runs: int = 1) -> dict:
         queries["job"] = len(statements)
         if result["stored"] != len(expected):
             errors.append(f"job stored {result['stored']} of {len(expected)}")
-    return {"projects": len(expected), "emails": len(mail.outbox), "store_ms": median(store),
-            "job_ms": median(job) if job else None, "reference_ms": median(reference),
-            "read_ms": median(read), "queries": queries, "errors": errors}  # fmt: skip
+    cpu = {"store_cpu_ms": [c for _, c in store], "reference_cpu_ms": [c for _, c in reference]}
+    return {"projects": len(expected), "emails": len(mail.outbox),
+            "store_ms": median(ms for ms, _ in store), "job_ms": median(job) if job else None,
+            "reference_ms": median(ms for ms, _ in reference), "read_ms": median(read),
+            "store_runs_ms": [ms for ms, _ in store],
+            "reference_runs_ms": [ms for ms, _ in reference],
+            **{name: None if None in runs else runs for name, runs in cpu.items()},
+            "queries": queries, "errors": errors}  # fmt: skip

@@ -16,7 +16,9 @@ transaction: the claim as one statement. Every whole-job run is checked: as many
 aggregate, the reports, their events and live push) and the whole job with the owners' emails;
 reference the minimal write (bench._jobs_child.MINIMAL_WRITE_SQL: the same GROUP BY inserted as
 the reports and one event row per report, one statement, committed), the counts checked against
-a read-only GROUP BY. Goal: store within 1.5 x the minimal write.
+a read-only GROUP BY. Goal: store within 1.5 x the minimal write. Beside the wall times, each
+side's CPU: the child's and its PostgreSQL backend's (/proc/PID/schedstat; not Redis's), steadier
+than wall time on a shared machine.
 
 Pace (bench._jobs_pace): real Celery workers on RabbitMQ (--workers counts, each a process of
 --concurrency threads) sending the due reminders to an SES stub at --rate R and --latency-ms L:
@@ -141,11 +143,20 @@ def print_summaries(probe: dict) -> None:
     met = [f"{ratio:.2f}", f"<= {STORE_GOAL:g}", verdict(ratio <= STORE_GOAL)]
     rows = [["store (all projects)", f"{probe['store_ms']:.1f}", f"{reference:.1f}", *met,
              str(queries["store"])]]  # fmt: skip
+    if probe["store_cpu_ms"] is not None:  # None: PostgreSQL on another machine
+        cpu, reference_cpu = median(probe["store_cpu_ms"]), median(probe["reference_cpu_ms"])
+        rows.append(["store CPU (job + its backend)", f"{cpu:.1f}", f"{reference_cpu:.1f}",
+                     f"{cpu / reference_cpu:.2f}", "", "", ""])  # fmt: skip
     if probe["job_ms"] is not None:
         ratio = probe["job_ms"] / reference
         rows.append(["whole job (+ emails)", f"{probe['job_ms']:.1f}", f"{reference:.1f}",
                      f"{ratio:.2f}", "", "", str(queries["job"])])  # fmt: skip
     print_table(rows, HEADERS)
+    runs = [("store", "store_runs_ms"), ("reference", "reference_runs_ms")]
+    runs += [("store CPU", "store_cpu_ms"), ("reference CPU", "reference_cpu_ms")]
+    print("each run, ms: " + "; ".join(
+        f"{name} {', '.join(f'{ms:.0f}' for ms in probe[key])}" for name, key in runs if probe[key]
+    ))  # fmt: skip
 
 
 def print_pace(pace: dict, args: argparse.Namespace) -> None:

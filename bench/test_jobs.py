@@ -32,6 +32,9 @@ def test_jobs_sends_one_email_per_due_task_and_stores_every_summary() -> None:
     assert summaries["store_ms"] > 0
     assert summaries["reference_ms"] > 0
     assert summaries["queries"]["store"] == 1  # reports, seqs and events: one statement
+    for side in ("store_cpu_ms", "reference_cpu_ms"):  # PostgreSQL runs on this machine here
+        assert len(summaries[side]) == 1
+        assert all(ms > 0 for ms in summaries[side])
 
     paced, killed = result["pace"]["runs"]
     for run in (paced, killed):  # every due task's email accepted by the stub, all recorded sent

@@ -30,7 +30,12 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from common.api.bearer import password_claim
-from common.infra.event_push import event_channel_pattern, listen_in_process, project_of_channel
+from common.infra.event_push import (
+    event_batch_channel,
+    event_channel_pattern,
+    listen_in_process,
+    project_of_channel,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -137,9 +142,13 @@ class Hub:
         for project_id in projects:
             _discard(self.by_project, project_id, listener)
 
-    def deliver(self, project_id: int, text: str) -> None:
+    def deliver(self, project_id: int | None, text: str) -> None:
+        """Hand one event (its envelope's text) to the sockets that hear its project (None: the
+        project the envelope names, for a batch's events)."""
         event = json.loads(text)
         seq, kind = event["seq"], event.get("type")
+        if project_id is None:
+            project_id = event["project"]
         leaving: set[Listener] = set()
         if kind in _LEAVES:
             leaving = self.by_user.get(event["data"]["username"], set())
@@ -211,12 +220,18 @@ class RedisSource:
 
     async def _listen(self) -> None:
         async with self.client.pubsub() as pubsub:
+            # Redis sends one connection's messages in the order they were published, whatever
+            # their channels: a batch's events and single ones arrive as they were pushed.
             await pubsub.psubscribe(event_channel_pattern())
+            await pubsub.subscribe(event_batch_channel())
             async for message in pubsub.listen():
                 if message["type"] == "pmessage":
                     channel = message["channel"].decode()
                     self.hub.deliver(project_of_channel(channel), message["data"].decode())
-                elif message["type"] == "psubscribe":  # confirmed: publishes from now on reach us
+                elif message["type"] == "message":  # the batch channel: one event a line
+                    for text in message["data"].decode().split("\n"):
+                        self.hub.deliver(None, text)
+                elif message["type"] == "subscribe":  # the second confirmed: publishes reach us
                     self.subscribed.set()
                     self.attempted.set()
 

@@ -2,8 +2,9 @@
 
 One statement computes every project's counts and stores the day's reports (INSERT ... SELECT);
 on PostgreSQL the same statement takes their projects' next seqs and logs their
-`summary.generated` events, their data and envelopes built by the database (the rows never pass
-through models or serializers); elsewhere (SQLite) the events are logged by publish_many, in a
+`summary.generated` events and the webhook deliveries of them, the events' data and envelopes
+written by the database as the feed writes them (the rows never pass through models or
+serializers); elsewhere (SQLite) the events are logged by publish_many, in a
 number of queries that does not grow with the projects either. Emailing (the per-project work)
 goes out in chunks: on a Celery worker each chunk is a job of its own, so more workers finish
 sooner. Reports are unique per project and date, and an email goes out only from `pending`,
@@ -24,8 +25,9 @@ from django.utils import timezone
 from common.api.serializers import SummaryReportSerializer
 from common.api.timestamps import rfc3339_utc
 from common.domain import effects
-from common.domain.events import EventType, cache_versions, publish_many
+from common.domain.events import OUTBOX, EventType, publish_many
 from common.domain.models import Comment, Event, Project, SummaryReport, Task
+from common.infra.event_push import encode
 from scheduled.email import (
     EmailRejected,
     EmailUnavailable,
@@ -81,7 +83,7 @@ def _fan_out(chunks: list[list[int]]) -> dict:
 _STORE = """
     INSERT INTO {reports}
         (project_id, date, generated_at, {counts}, emailed_to, email_status, email_error)
-    SELECT project_id, %(date)s, %(now)s, {counts}, nullif(owner_email, ''),
+    SELECT project_id, %(date)s, %(run_at)s, {counts}, nullif(owner_email, ''),
         CASE WHEN coalesce(owner_email, '') = '' THEN %(email_skipped)s ELSE %(email_pending)s END,
         ''
     FROM (
@@ -90,13 +92,13 @@ _STORE = """
             count(t.id) FILTER (WHERE t.status = %(pending)s) AS pending,
             count(t.id) FILTER (WHERE t.status = %(in_progress)s) AS in_progress,
             count(t.id) FILTER (WHERE t.status = %(completed)s) AS completed,
-            count(t.id) FILTER (WHERE t.status <> %(completed)s AND t.due_date < %(now)s)
+            count(t.id) FILTER (WHERE t.status <> %(completed)s AND t.due_date < %(run_at)s)
                 AS overdue,
             count(t.id) FILTER (WHERE t.status <> %(completed)s
-                AND t.due_date >= %(now)s AND t.due_date < %(day_ahead)s) AS due_next_24h,
-            count(t.id) FILTER (WHERE t.completed_at > %(day_ago)s AND t.completed_at <= %(now)s)
+                AND t.due_date >= %(run_at)s AND t.due_date < %(day_ahead)s) AS due_next_24h,
+            count(t.id) FILTER (WHERE t.completed_at > %(day_ago)s AND t.completed_at <= %(run_at)s)
                 AS completed_last_24h,
-            count(t.id) FILTER (WHERE t.created_at > %(day_ago)s AND t.created_at <= %(now)s)
+            count(t.id) FILTER (WHERE t.created_at > %(day_ago)s AND t.created_at <= %(run_at)s)
                 AS created_last_24h,
             -- u and c have at most one row per project: max() just takes it, and the grouping
             -- stays on p.id alone (the order the joins already produce)
@@ -108,7 +110,7 @@ _STORE = """
         LEFT JOIN (
             SELECT ct.project_id, count(*) AS recent
             FROM {comments} cc JOIN {tasks} ct ON ct.id = cc.task_id
-            WHERE cc.created_at > %(day_ago)s AND cc.created_at <= %(now)s
+            WHERE cc.created_at > %(day_ago)s AND cc.created_at <= %(run_at)s
             GROUP BY ct.project_id
         ) c ON c.project_id = p.id
         GROUP BY p.id
@@ -126,7 +128,7 @@ def _store_statement(now: datetime, date) -> tuple[dict, str]:
     adapt = connection.ops.adapt_datetimefield_value
     params = {
         "date": connection.ops.adapt_datefield_value(date),
-        "now": adapt(now),
+        "run_at": adapt(now),
         "day_ago": adapt(now - DAY),
         "day_ahead": adapt(now + DAY),
         "pending": Task.Status.PENDING.value,
@@ -139,10 +141,13 @@ def _store_statement(now: datetime, date) -> tuple[dict, str]:
     return params, sql
 
 
-# PostgreSQL: the reports, their projects' next seqs (locked in id order, as publish_many does)
-# and their events in one statement; each event's data is the report as SummaryReportSerializer
-# writes it (a test holds them equal; its date and generated_at are the run's, written once
-# here), and its envelope's text comes back ready to push.
+# PostgreSQL: the reports, their projects' next seqs (locked in id order, as publish_many does),
+# their events and the events' webhook deliveries (common.domain.events.OUTBOX) in one
+# statement. Each event's data is the report as SummaryReportSerializer writes it (a test holds
+# them equal), written by the database as the text that common.infra.event_push.encode makes of
+# it (compact, keys in order: `_data_text`); the row takes it as jsonb, and the envelope's text
+# around it comes back ready to push. Rows with a project are the events, the others the
+# deliveries.
 _STORE_AND_LOG = """
     WITH report AS ({store}),
     seq AS (
@@ -154,23 +159,46 @@ _STORE_AND_LOG = """
     ),
     item AS (
         SELECT gen_random_uuid() AS event_id, report.project_id, seq.event_seq,
-            jsonb_build_object(
-                'id', report.id, 'project', report.project_id,
-                'date', %(date_text)s, 'generated_at', %(generated_at_text)s,
-                {counts_json},
-                'emailed_to', report.emailed_to, 'email_status', report.email_status
-            ) AS data
+            concat({data_text}) AS data
         FROM report JOIN seq ON seq.id = report.project_id
     ),
-    event AS (
+    logged AS (
         INSERT INTO {events} (id, project_id, seq, type, occurred_at, actor, data)
-        SELECT event_id, project_id, event_seq, %(type)s, %(occurred_at)s, NULL, data
+        SELECT event_id, project_id, event_seq, %(type)s, %(now)s, NULL, data::jsonb
         FROM item
-    )
-    SELECT project_id, event_seq, event_id, data::text FROM item
+        RETURNING id, project_id
+    ),
+    outbox AS ({outbox})
+    SELECT project_id, concat(%(envelope_project)s::text, project_id, ',"seq":', event_seq,
+        ',"id":"', event_id, %(envelope_id_to_data)s::text, data, '}}'), NULL::bigint
+    FROM item
+    UNION ALL
+    SELECT NULL, NULL, id FROM outbox
 """
-_ENVELOPE = '{{"type":{type},"project":{project},"seq":{seq},"id":"{id}","occurred_at":{at},' \
-    '"actor":null,"data":{data}}}'  # fmt: skip
+
+
+def _data_text(date, now: datetime) -> tuple[str, dict[str, str]]:
+    """concat()'s arguments that write an event's data as encode() does (keys sorted, no
+    spaces), and their parameters: the text between the columns, the run's date and time in it."""
+    constants = {"date": date.isoformat(), "generated_at": rfc3339_utc(now)}
+    columns = {
+        "id": "report.id",
+        "project": "report.project_id",
+        **{name: f"report.{name}" for name in COUNTS},
+        "emailed_to": "coalesce(to_json(report.emailed_to)::text, 'null')",
+        "email_status": "to_json(report.email_status)::text",
+    }
+    args, params, text = [], {}, "{"
+    for name in sorted([*constants, *columns]):
+        text += f"{json.dumps(name)}:"
+        if name in constants:
+            text += f"{json.dumps(constants[name])},"
+        else:
+            params[key := f"data_{len(params)}"] = text
+            args += [f"%({key})s::text", columns[name]]
+            text = ","
+    params[key := f"data_{len(params)}"] = text.removesuffix(",") + "}"
+    return ", ".join([*args, f"%({key})s::text"]), params
 
 
 def _store(now: datetime, date) -> int:
@@ -192,28 +220,39 @@ def _store(now: datetime, date) -> int:
 
 def _store_and_log(now: datetime, date) -> int:
     """_store on PostgreSQL: one statement stores the reports and logs their events."""
-    params, store = _store_statement(now, date)
-    occurred = timezone.now()
-    params |= {"type": EventType.SUMMARY_GENERATED.value, "occurred_at": occurred}
-    params |= {"date_text": date.isoformat(), "generated_at_text": rfc3339_utc(now)}
-    counts_json = ", ".join(f"'{name}', report.{name}" for name in COUNTS)
-    sql = _STORE_AND_LOG.format(
-        store=store.strip(), counts_json=counts_json, events=_table(Event), **_tables()
-    )
+    params, sql = _store_and_log_statement(now, date, timezone.now())
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
-        kind, at = json.dumps(EventType.SUMMARY_GENERATED.value), json.dumps(rfc3339_utc(occurred))
+        # The texts as encode() writes them: JSON's escapes for what is not ASCII (rare: an
+        # owner's address), which PostgreSQL writes as it is.
         messages = [
-            (project_id, _ENVELOPE.format(type=kind, project=project_id, seq=seq, id=event_id,
-                                          at=at, data=data))
-            for project_id, seq, event_id, data in rows
-        ]  # fmt: skip
-        versions = cache_versions(EventType.SUMMARY_GENERATED, *(row[0] for row in rows))
-        effects.on_commit(versions=versions, messages=messages)
-    if not rows:
+            (project_id, text if text.isascii() else encode(json.loads(text)))
+            for project_id, text, _ in rows
+            if project_id is not None
+        ]
+        deliveries = [delivery for project_id, _, delivery in rows if project_id is None]
+        effects.on_commit(messages=messages, deliveries=deliveries)
+    if not messages:
         logger.info("summaries for %s: all stored already", date)
-    return len(rows)
+    return len(messages)
+
+
+def _store_and_log_statement(now: datetime, date, occurred: datetime) -> tuple[dict, str]:
+    """_STORE_AND_LOG's parameters and text, its events logged at `occurred`."""
+    params, store = _store_statement(now, date)
+    kind = EventType.SUMMARY_GENERATED.value
+    data_text, data_params = _data_text(date, now)
+    params |= data_params | {"type": kind, "now": occurred}
+    params["envelope_project"] = f'{{"type":{json.dumps(kind)},"project":'
+    params["envelope_id_to_data"] = (
+        f'","occurred_at":{json.dumps(rfc3339_utc(occurred))},"actor":null,"data":'
+    )
+    sql = _STORE_AND_LOG.format(
+        store=store.strip(), data_text=data_text, outbox=OUTBOX.strip(), events=_table(Event),
+        **_tables()
+    )  # fmt: skip
+    return params, sql
 
 
 def _table(model) -> str:

@@ -132,11 +132,24 @@ def publish_many(
     return events
 
 
+# The outbox rows of the events in a CTE `logged` (their id, project_id), all of type %(type)s,
+# logged at %(now)s: one per active webhook of the event's project that asks for the type (the
+# same rows as webhooks.deliveries_log makes). scheduled.summaries logs its events with it too.
+OUTBOX = """
+        INSERT INTO common_webhookdelivery (webhook_id, event_id, attempt, status, error,
+            created_at, due_at, queued_at, claimed_by)
+        SELECT webhook.id, logged.id, 1, 'pending', '', %(now)s, %(now)s, %(now)s, ''
+        FROM logged JOIN common_webhook AS webhook ON webhook.project_id = logged.project_id
+        WHERE webhook.active AND (webhook.events @> '["*"]'::jsonb
+            OR webhook.events @> jsonb_build_array(%(type)s::text))
+        RETURNING id
+"""
+
 # PostgreSQL: the items go in as one JSON document; the projects are locked in id order and their
 # seqs taken, the events inserted, and the outbox rows of the webhooks that want them
 # (common.domain.webhooks) inserted, all in one statement. A project deleted meanwhile is left
 # out: it has nothing to announce.
-_LOG_MANY = """
+_LOG_MANY = f"""
     WITH item AS (
         SELECT * FROM jsonb_to_recordset(%(items)s::jsonb) AS item(project bigint, data jsonb)
     ), seq AS (
@@ -150,17 +163,9 @@ _LOG_MANY = """
         SELECT gen_random_uuid(), seq.id, seq.event_seq, %(type)s, %(now)s, %(actor)s, item.data
         FROM item JOIN seq ON seq.id = item.project
         RETURNING id, project_id, seq
-    ), outbox AS (
-        INSERT INTO common_webhookdelivery (webhook_id, event_id, attempt, status, error,
-            created_at, due_at, queued_at, claimed_by)
-        SELECT webhook.id, logged.id, 1, 'pending', '', %(now)s, %(now)s, %(now)s, ''
-        FROM logged JOIN common_webhook AS webhook ON webhook.project_id = logged.project_id
-        WHERE webhook.active AND (webhook.events @> '["*"]'::jsonb
-            OR webhook.events @> jsonb_build_array(%(type)s::text))
-        RETURNING id
-    )
+    ), outbox AS ({OUTBOX.strip()})
     SELECT id, project_id, seq, (SELECT array_agg(id) FROM outbox) FROM logged
-"""
+"""  # noqa: S608 (the text is constants and placeholders)
 
 
 def _log_many_in_one_statement(type, items, now, actor) -> tuple[list[Event], list[int]]:

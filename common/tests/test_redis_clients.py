@@ -45,3 +45,17 @@ class SharedRedisTests(SimpleTestCase):
         self.assertIs(first, second)
         self.assertTrue(answered)
         self.assertIsNot(asyncio.run(twice())[0], first)  # another loop, another client
+
+
+class PushMessagesTests(SimpleTestCase):
+    def test_one_event_goes_on_its_projects_channel_and_many_on_the_batch_channel_in_order(self):
+        self.assertEqual(
+            event_push.redis_messages([(7, '{"a":1}')]), [(event_push.event_channel(7), '{"a":1}')]
+        )
+        texts = [f'{{"n":{n},"text":"a\\nb"}}' for n in range(5)]  # JSON's escaped line breaks
+        with mock.patch.object(event_push, "PUBLISH_BATCH", 2):
+            published = event_push.redis_messages([(n % 2, text) for n, text in enumerate(texts)])
+
+        self.assertEqual({channel for channel, _ in published}, {event_push.event_batch_channel()})
+        self.assertEqual([len(text.split("\n")) for _, text in published], [2, 2, 1])
+        self.assertEqual([line for _, text in published for line in text.split("\n")], texts)

@@ -7,7 +7,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from common.domain import services
-from common.infra.event_push import event_channel
+from common.infra.event_push import event_batch_channel, event_channel, event_channel_pattern
 from common.tests.factories import ProjectFactory
 from realtime import fanout as fanout_module
 from realtime.fanout import Hub, LocalSource, hub, redis_client
@@ -175,6 +175,38 @@ async def test_the_push_is_one_json_text_on_the_projects_own_channel(settings):
         project.id,
         1,
     )
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_push_of_many_events_is_one_message_and_each_event_reaches_its_projects_sockets(
+    connect, settings
+):
+    from scheduled.summaries import _store
+
+    mine = [await in_thread(ProjectFactory)(owner__username="alice") for _ in range(3)]
+    other = await in_thread(ProjectFactory)()  # alice is no member of it
+    socket = await connect()
+    pubsub = redis_client(settings.CHANNEL_REDIS_URL).pubsub()
+    await pubsub.subscribe(event_batch_channel())
+    await pubsub.psubscribe(event_channel_pattern())
+    for _ in range(2):
+        await pubsub.get_message(timeout=TIMEOUT)  # the subscriptions' confirmations
+
+    await in_thread(_store)(timezone.now(), timezone.localdate())
+
+    events = [await receive(socket) for _ in mine]
+    batch = await pubsub.get_message(ignore_subscribe_messages=True, timeout=TIMEOUT)
+    single = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
+    await pubsub.aclose()
+    assert sorted((e["type"], e["project"], e["seq"]) for e in events) == [
+        ("summary.generated", project.id, 1) for project in mine
+    ]
+    assert batch is not None
+    assert batch["channel"].decode() == event_batch_channel()
+    lines = [json.loads(line) for line in batch["data"].decode().split("\n")]
+    assert sorted(event["project"] for event in lines) == [*(p.id for p in mine), other.id]
+    assert single is None  # nothing on the projects' own channels
+    assert await socket.receive_nothing(timeout=0.5)  # nor the other project's, for alice
 
 
 @pytest.mark.django_db(transaction=True)

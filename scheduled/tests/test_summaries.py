@@ -12,7 +12,8 @@ from django.utils import timezone
 
 from common.api.serializers import SummaryReportSerializer
 from common.domain.events import envelope
-from common.domain.models import Comment, Event, SummaryReport, Task
+from common.domain.models import Comment, Event, SummaryReport, Task, Webhook, WebhookDelivery
+from common.infra.event_push import encode
 from common.tests.factories import CommentFactory, ProjectFactory, TaskFactory, UserFactory
 from scheduled.summaries import _store, generate_project_summaries
 
@@ -189,3 +190,53 @@ def test_each_stored_report_is_pushed_as_its_logged_events_envelope():
     logged = {e.project_id: envelope(e) for e in Event.objects.filter(type="summary.generated")}
     assert pushed == logged
     assert len(pushed) == 3
+
+
+def test_each_pushed_text_is_byte_for_byte_what_the_feed_and_the_websocket_replay_send():
+    from unittest import mock
+
+    # the owners' addresses: plain, then with what JSON escapes (a quote, a backslash, a
+    # non-ASCII letter: PostgreSQL writes it as it is, encode() as \u00f6)
+    for email in ("o@example.com", 'j\\o"rg@example.com', "jörg@example.com", ""):
+        TaskFactory(project=ProjectFactory(owner=UserFactory(email=email)))
+
+    with mock.patch("common.domain.effects.push_messages") as push:
+        generate_project_summaries()
+
+    [(messages,), _] = push.call_args
+    logged = {e.project_id: e for e in Event.objects.filter(type="summary.generated")}
+    assert {project_id: text for project_id, text in messages} == {
+        project_id: encode(envelope(event)) for project_id, event in logged.items()
+    }
+    assert len(messages) == 4
+
+
+def test_the_webhooks_that_ask_for_summaries_get_each_one_queued_after_the_commit():
+    from unittest import mock
+
+    project = ProjectFactory(owner=UserFactory(email="o@example.com"))
+    other = ProjectFactory(owner=UserFactory(email="p@example.com"))
+    url = "https://hooks.example.com/in"
+    wanted = [
+        Webhook.objects.create(project=project, url=url, events=["*"]),
+        Webhook.objects.create(project=project, url=url, events=["summary.generated"]),
+        Webhook.objects.create(
+            project=other, url=url, events=["task.created", "summary.generated"]
+        ),
+    ]
+    Webhook.objects.create(project=project, url=url, events=["task.created"])
+    Webhook.objects.create(project=other, url=url, events=["*"], active=False)
+
+    with mock.patch("scheduled.webhooks.deliveries_queue") as queue:
+        generate_project_summaries()
+
+    deliveries = list(WebhookDelivery.objects.select_related("webhook"))
+    events = {e.id: e for e in Event.objects.filter(type="summary.generated")}
+    assert sorted(d.webhook_id for d in deliveries) == sorted(hook.id for hook in wanted)
+    assert {(d.webhook.project_id, events[d.event_id].project_id) for d in deliveries} == {
+        (project.id, project.id),
+        (other.id, other.id),
+    }
+    assert {(d.attempt, d.status) for d in deliveries} == {(1, "pending")}
+    [(ids,), _] = queue.call_args
+    assert sorted(ids) == sorted(d.id for d in deliveries)
