@@ -55,6 +55,10 @@ RESPONSE_READ_MAX = 64 * 1024  # of a receiver's answer, read (for keep-alive) a
 JITTER = 0.2  # each retry delay is drawn from +-20% of the schedule's
 USER_AGENT = b"Taskwire-Webhooks/1.0"
 SEND_TIMEOUT_SECONDS = 5  # waiting for a free producer of the pool
+# Idle connections are dropped before the 5 s after which common servers (uvicorn, Node) close
+# theirs, so one they are closing is not reused; a pool idle that long is closed.
+KEEPALIVE_SECONDS = 4.0
+POOL_IDLE_SECONDS = KEEPALIVE_SECONDS
 RETRY_ONCE = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 
 Status = WebhookDelivery.Status
@@ -355,6 +359,8 @@ class _Sender:
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
         self.pools: dict[tuple, httpcore.AsyncConnectionPool] = {}
+        self.used: dict[tuple, float] = {}  # a pool's last use (monotonic)
+        self.swept = time.monotonic()
         self.tls = httpx.create_ssl_context()  # loading the CA bundle once, not per pool
 
     def send_all(self, attempts: list[Attempt]) -> list[Outcome]:
@@ -363,7 +369,22 @@ class _Sender:
         return self.loop.run_until_complete(self._send_all(attempts))
 
     async def _send_all(self, attempts: list[Attempt]) -> list[Outcome]:
-        return list(await asyncio.gather(*(self._send(attempt) for attempt in attempts)))
+        outcomes = list(await asyncio.gather(*(self._send(attempt) for attempt in attempts)))
+        await self._close_idle()
+        return outcomes
+
+    async def _close_idle(self) -> None:
+        """Close the pools that no attempt used for POOL_IDLE_SECONDS (their connections have
+        expired), looking at most once in that time: httpcore drops an expired connection only
+        when its pool is used again, so a pool per webhook would keep a socket per webhook."""
+        now = time.monotonic()
+        if now - self.swept < POOL_IDLE_SECONDS:
+            return
+        self.swept = now
+        for key in [key for key, used in self.used.items() if now - used >= POOL_IDLE_SECONDS]:
+            del self.used[key]
+            with contextlib.suppress(*_HTTP_ERRORS, OSError):  # closing only: nothing to lose
+                await self.pools.pop(key).aclose()
 
     async def _send(self, attempt: Attempt) -> Outcome:
         outcome = Outcome(attempt.delivery)
@@ -426,15 +447,14 @@ class _Sender:
 
     def _pool(self, webhook_id: int, target: webhooks.Target) -> httpcore.AsyncConnectionPool:
         key = (webhook_id, target.scheme, target.host, str(target.address), target.port)
+        self.used[key] = time.monotonic()
         pool = self.pools.get(key)
         if pool is None:
             pool = self.pools[key] = httpcore.AsyncConnectionPool(
                 ssl_context=self.tls,
                 max_connections=100,  # httpx's limits
                 max_keepalive_connections=20,
-                # An idle connection is dropped before the 5 s after which common servers
-                # (uvicorn, Node) close theirs, so one they are closing is not reused.
-                keepalive_expiry=4.0,
+                keepalive_expiry=KEEPALIVE_SECONDS,
             )
         return pool
 

@@ -22,6 +22,7 @@ from common.domain.events import envelope
 from common.domain.models import Event, Webhook, WebhookDelivery
 from common.infra.event_push import encode
 from common.tests.factories import ProjectFactory, UserFactory
+from scheduled import webhooks as scheduled_webhooks
 from scheduled.celery import app
 from scheduled.jobs import run_job
 from scheduled.tests.tcp import Forwarder
@@ -295,6 +296,21 @@ def test_each_webhook_keeps_its_own_connections_even_on_one_host(queue, receiver
     assert [len(peers["/first"]), len(peers["/second"])] == [1, 1]  # one connection each
     assert peers["/first"] != peers["/second"]
     assert set(attempts(first)) == set(attempts(second)) == {(1, "succeeded")}
+
+
+def test_a_pool_idle_for_its_time_is_closed_and_the_next_attempt_connects_again(
+    queue, receiver, project, monkeypatch
+):
+    webhook = hook(project, receiver.url())
+    monkeypatch.setattr(scheduled_webhooks, "POOL_IDLE_SECONDS", 0.0)  # idle at once
+    for title in ("a", "b"):
+        write(project, title)
+        pending = WebhookDelivery.objects.filter(status="pending").values_list("pk", flat=True)
+        assert deliver(list(pending), claim=title) == {"claimed": 1, "succeeded": 1}
+
+    first, second = receiver.wait_for(2)
+    assert first.peer != second.peer  # the first's pool was closed after its attempt
+    assert set(attempts(webhook)) == {(1, "succeeded")}
 
 
 def test_a_write_that_rolls_back_leaves_no_delivery(queue, receiver, project):
