@@ -29,9 +29,11 @@ def prepare(*, webhooks: int, receiver: str) -> dict:
 
 def produce(*, projects: list[int], events: int, rate: float) -> dict:
     """`events` events, one in each project per transaction (publish_many: the outbox and the
-    after-commit queueing of every write), at most `rate` a second (0: as fast as it goes)."""
+    after-commit queueing of every write), at most `rate` a second (0: as fast as it goes);
+    when it started and ended (unix seconds)."""
     from common.domain.events import EventType, publish_many
 
+    start = time.time()
     started = time.monotonic()
     made = 0
     while made < events:
@@ -47,7 +49,7 @@ def produce(*, projects: list[int], events: int, rate: float) -> dict:
             ahead = made / rate - (time.monotonic() - started)
             if ahead > 0:
                 time.sleep(ahead)
-    return {"events": made, "seconds": time.monotonic() - started}
+    return {"events": made, "start": start, "end": time.time()}
 
 
 def outcome() -> dict:

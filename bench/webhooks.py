@@ -20,10 +20,12 @@ Throughput: --events events logged while no worker runs, then the workers start;
 second = deliveries / (last arrival - first arrival), the same measure as the reference's, which
 runs before and after it (their mean: a machine whose load changes hits both sides alike).
 Latency: --events more events written at GOAL x the reference's rate with the workers
-running; commit to receipt = arrival - the event's occurred_at (taken in its transaction, just
-before the commit). Lost: events never received; duplicates: (webhook, id) received twice.
-Goal: >= 0.7 x the reference's rate, p99 commit to receipt < 1 s at that rate, none lost or
-duplicated.
+running, by --producers children at once (one alone writes more slowly than that here; they
+share the projects, whose locks they take in the same order); the p99 counts only when they
+reached 95% of that rate. Commit to receipt = arrival - the event's occurred_at (taken in its
+transaction, just before the commit). Lost: events never received; duplicates: (webhook, id)
+received twice. Goal: >= 0.7 x the reference's rate, p99 commit to receipt < 1 s at that
+rate, none lost or duplicated.
 """
 
 import argparse
@@ -33,6 +35,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
@@ -42,6 +45,7 @@ DATABASE = "taskwire_bench_webhooks"
 BROKER = "amqp://guest:guest@127.0.0.1:5672//"
 GOAL = 0.7
 P99_GOAL_MS = 1000.0
+WRITTEN_MIN = 0.95  # of the latency phase's target rate, for its p99 to count
 CHILD = "bench._webhooks_child"
 
 
@@ -104,6 +108,24 @@ def _mean(before: dict, after: dict) -> dict:
     return {"rate": sum(rates) / 2, "rates": rates, "cpu_ms_per_delivery": cpu, **counts}
 
 
+def _produce(env: dict, projects: list[int], args: argparse.Namespace, rate: float) -> dict:
+    """args.events events from args.producers children at once, each at its share of `rate`
+    (0: as fast as each goes); how many, and the seconds from the first start to the last end."""
+    shares = [
+        args.events // args.producers + (i < args.events % args.producers)
+        for i in range(args.producers)
+    ]
+
+    def one(events: int) -> dict:
+        share = rate * events / args.events
+        return _procs.call(f"{CHILD}:produce", env, projects=projects, events=events, rate=share)
+
+    with ThreadPoolExecutor(args.producers) as pool:
+        done = list(pool.map(one, [n for n in shares if n]))
+    seconds = max(d["end"] for d in done) - min(d["start"] for d in done)
+    return {"events": sum(d["events"] for d in done), "seconds": seconds}
+
+
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -126,7 +148,7 @@ def run(args: argparse.Namespace) -> dict:
         httpx.get(f"{receiver}/reset")
         projects = _procs.call(f"{CHILD}:prepare", env, webhooks=args.webhooks, receiver=receiver)
         paths = {pk: f"/hook/{i}" for i, pk in enumerate(projects["projects"])}
-        _procs.call(f"{CHILD}:produce", env, projects=list(paths), events=args.events, rate=0)
+        _produce(env, list(paths), args, rate=0)
         command = [sys.executable, "-m", "celery", "-A", "scheduled.celery", "worker"]
         command += ["--pool", "threads", "--concurrency", str(args.threads), "--queues", queue]
         command += ["--without-heartbeat", "--without-gossip", "--without-mingle"]
@@ -146,9 +168,7 @@ def run(args: argparse.Namespace) -> dict:
             httpx.get(f"{receiver}/reset")
             target = GOAL * result["reference"]["rate"]
             cpu_before = sum(_procs.cpu_seconds(worker.pid) for worker in workers)
-            written = _procs.call(
-                f"{CHILD}:produce", env, projects=list(paths), events=args.events, rate=target
-            )
+            written = _produce(env, list(paths), args, rate=target)
             paced = _wait_for(receiver, args.events, args.timeout)
             cpu = sum(_procs.cpu_seconds(worker.pid) for worker in workers) - cpu_before
             second = _procs.call(f"{CHILD}:outcome", env)
@@ -202,10 +222,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=4,
         help="threads of each worker (production: 4), clients of each loop",
     )
+    add(
+        "--producers",
+        type=int,
+        default=2,
+        help="children writing the events at once (default 2)",
+    )
     add("--timeout", type=float, default=600, help="seconds to wait for a phase's deliveries")
     add("--database", default=DATABASE, help=f"bench database (default {DATABASE})")
     args = parser.parse_args(argv)
-    if min(args.events, args.webhooks, args.workers, args.threads) < 1:
+    if min(args.events, args.webhooks, args.workers, args.threads, args.producers) < 1:
         parser.error("counts must be at least 1")
     return args
 
@@ -232,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     cpu_ratio = f"{cpu / ref_cpu:.2f}"
     rate_goal = (f">= {GOAL}", ratio >= GOAL)
     p99 = lat["p99_ms"]
+    at_target = lat["written_rate"] >= WRITTEN_MIN * lat["target_rate"]
     rows = [
         _row(
             "deliveries/s", f"{put['rate']:.0f}", f"{ref['rate']:.0f}", f"{ratio:.2f}", *rate_goal
@@ -241,8 +268,8 @@ def main(argv: list[str] | None = None) -> int:
         _row(
             "p99 commit->receipt ms",
             f"{p99:.0f}",
-            goal=f"< {P99_GOAL_MS:.0f}",
-            met=p99 < P99_GOAL_MS,
+            goal=f"< {P99_GOAL_MS:.0f}" + ("" if at_target else ", written below the target"),
+            met=p99 < P99_GOAL_MS and at_target,
         ),
         _row("lost", str(lost), goal="0", met=lost == 0),
         _row("duplicates", str(duplicates), str(ref["duplicates"]), goal="0", met=duplicates == 0),

@@ -55,6 +55,10 @@ RESPONSE_READ_MAX = 64 * 1024  # of a receiver's answer, read (for keep-alive) a
 JITTER = 0.2  # each retry delay is drawn from +-20% of the schedule's
 USER_AGENT = b"Taskwire-Webhooks/1.0"
 SEND_TIMEOUT_SECONDS = 5  # waiting for a free producer of the pool
+# Idle connections are dropped before the 5 s after which common servers (uvicorn, Node) close
+# theirs, so one they are closing is not reused; a pool idle that long is closed.
+KEEPALIVE_SECONDS = 4.0
+POOL_IDLE_SECONDS = KEEPALIVE_SECONDS
 RETRY_ONCE = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 
 Status = WebhookDelivery.Status
@@ -343,12 +347,20 @@ def _request_parts(url: str) -> tuple[bytes, bytes]:
 
 class _Sender:
     """One thread's event loop and connection pools (httpcore's, under httpx): a pool per
-    (scheme, name, address, port), so kept-alive connections are reused only for the name and
-    address they were made for. No cookies are kept, no redirect is followed, no proxy used."""
+    webhook and (scheme, name, address, port), so kept-alive connections are reused only for the
+    name and address they were made for. No cookies are kept, no redirect is followed, no proxy
+    used.
+
+    A pool per webhook, not per host: httpcore's pool checks every connection it holds each time
+    a request enters or leaves it, so one pool holding a message's connections to webhooks on
+    one host costs in the square of them (in bench webhooks, a message's 10 on one receiver: a
+    third of the workers' CPU), and a message's deliveries go to different webhooks."""
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
         self.pools: dict[tuple, httpcore.AsyncConnectionPool] = {}
+        self.used: dict[tuple, float] = {}  # a pool's last use (monotonic)
+        self.swept = time.monotonic()
         self.tls = httpx.create_ssl_context()  # loading the CA bundle once, not per pool
 
     def send_all(self, attempts: list[Attempt]) -> list[Outcome]:
@@ -357,7 +369,22 @@ class _Sender:
         return self.loop.run_until_complete(self._send_all(attempts))
 
     async def _send_all(self, attempts: list[Attempt]) -> list[Outcome]:
-        return list(await asyncio.gather(*(self._send(attempt) for attempt in attempts)))
+        outcomes = list(await asyncio.gather(*(self._send(attempt) for attempt in attempts)))
+        await self._close_idle()
+        return outcomes
+
+    async def _close_idle(self) -> None:
+        """Close the pools that no attempt used for POOL_IDLE_SECONDS (their connections have
+        expired), looking at most once in that time: httpcore drops an expired connection only
+        when its pool is used again, so a pool per webhook would keep a socket per webhook."""
+        now = time.monotonic()
+        if now - self.swept < POOL_IDLE_SECONDS:
+            return
+        self.swept = now
+        for key in [key for key, used in self.used.items() if now - used >= POOL_IDLE_SECONDS]:
+            del self.used[key]
+            with contextlib.suppress(*_HTTP_ERRORS, OSError):  # closing only: nothing to lose
+                await self.pools.pop(key).aclose()
 
     async def _send(self, attempt: Attempt) -> Outcome:
         outcome = Outcome(attempt.delivery)
@@ -407,7 +434,7 @@ class _Sender:
             target=path,
         )
         extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
-        pool = self._pool(target)
+        pool = self._pool(attempt.delivery.webhook_id, target)
         async with pool.stream(
             "POST", url, headers=headers, content=attempt.body, extensions=extensions
         ) as response:
@@ -418,17 +445,16 @@ class _Sender:
                     break
         return response.status
 
-    def _pool(self, target: webhooks.Target) -> httpcore.AsyncConnectionPool:
-        key = (target.scheme, target.host, str(target.address), target.port)
+    def _pool(self, webhook_id: int, target: webhooks.Target) -> httpcore.AsyncConnectionPool:
+        key = (webhook_id, target.scheme, target.host, str(target.address), target.port)
+        self.used[key] = time.monotonic()
         pool = self.pools.get(key)
         if pool is None:
             pool = self.pools[key] = httpcore.AsyncConnectionPool(
                 ssl_context=self.tls,
                 max_connections=100,  # httpx's limits
                 max_keepalive_connections=20,
-                # An idle connection is dropped before the 5 s after which common servers
-                # (uvicorn, Node) close theirs, so one they are closing is not reused.
-                keepalive_expiry=4.0,
+                keepalive_expiry=KEEPALIVE_SECONDS,
             )
         return pool
 

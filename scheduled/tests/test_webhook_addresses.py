@@ -8,6 +8,7 @@ import ipaddress
 import re
 from unittest import mock
 
+import httpcore
 import pytest
 from django.utils import timezone
 
@@ -122,7 +123,8 @@ def test_a_dns_answer_that_changes_after_the_save_is_refused_at_the_attempt():
     services.task_create(actor=project.owner, project=project, title="t", due_date=timezone.now())
     [delivery] = WebhookDelivery.objects.filter(webhook=webhook)
 
-    with answering("10.0.0.7") as resolve, mock.patch("httpx.AsyncClient.send") as send:
+    sending = mock.patch.object(httpcore.AsyncConnectionPool, "handle_async_request")
+    with answering("10.0.0.7") as resolve, sending as send:
         assert deliver([delivery.pk], claim="test") == {"claimed": 1, "succeeded": 0}
 
     delivery.refresh_from_db()

@@ -22,6 +22,7 @@ from common.domain.events import envelope
 from common.domain.models import Event, Webhook, WebhookDelivery
 from common.infra.event_push import encode
 from common.tests.factories import ProjectFactory, UserFactory
+from scheduled import webhooks as scheduled_webhooks
 from scheduled.celery import app
 from scheduled.jobs import run_job
 from scheduled.tests.tcp import Forwarder
@@ -32,6 +33,7 @@ from scheduled.tests.webhook_receiver import (
     start_receiver,
     start_worker,
 )
+from scheduled.webhooks import deliver
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -271,6 +273,44 @@ def test_each_webhook_gets_only_the_events_it_asks_for(worker, receiver, project
     assert by_path == {"/created": {"task.created"}, "/all": {"task.created", "task.updated"}}
     assert len(attempts(created_only)) == 1
     assert len(attempts(everything)) == 2
+
+
+def test_each_webhook_keeps_its_own_connections_even_on_one_host(queue, receiver, project):
+    # httpcore's pool checks each connection it holds as each request enters and leaves, so the
+    # deliveries of a message, to different webhooks, go on a pool each, not one for the host.
+    # A webhook's next attempt reuses its kept-alive connection, whatever went before it.
+    first, second = hook(project, receiver.url("/first")), hook(project, receiver.url("/second"))
+
+    def pending(*webhooks: Webhook) -> list[int]:
+        rows = WebhookDelivery.objects.filter(status="pending", webhook__in=webhooks)
+        return list(rows.values_list("pk", flat=True))
+
+    write(project, "a")
+    assert deliver(pending(first, second), claim="a") == {"claimed": 2, "succeeded": 2}
+    write(project, "b")
+    assert deliver(pending(second), claim="b") == {"claimed": 1, "succeeded": 1}
+    assert deliver(pending(first), claim="b") == {"claimed": 1, "succeeded": 1}
+
+    received = receiver.wait_for(4)
+    peers = {path: {r.peer for r in received if r.path == path} for path in ("/first", "/second")}
+    assert [len(peers["/first"]), len(peers["/second"])] == [1, 1]  # one connection each
+    assert peers["/first"] != peers["/second"]
+    assert set(attempts(first)) == set(attempts(second)) == {(1, "succeeded")}
+
+
+def test_a_pool_idle_for_its_time_is_closed_and_the_next_attempt_connects_again(
+    queue, receiver, project, monkeypatch
+):
+    webhook = hook(project, receiver.url())
+    monkeypatch.setattr(scheduled_webhooks, "POOL_IDLE_SECONDS", 0.0)  # idle at once
+    for title in ("a", "b"):
+        write(project, title)
+        pending = WebhookDelivery.objects.filter(status="pending").values_list("pk", flat=True)
+        assert deliver(list(pending), claim=title) == {"claimed": 1, "succeeded": 1}
+
+    first, second = receiver.wait_for(2)
+    assert first.peer != second.peer  # the first's pool was closed after its attempt
+    assert set(attempts(webhook)) == {(1, "succeeded")}
 
 
 def test_a_write_that_rolls_back_leaves_no_delivery(queue, receiver, project):

@@ -65,6 +65,7 @@ class Received:
     body: bytes
     at: float
     answered: int | str
+    peer: tuple[str, int] = ("", 0)  # the worker's end of the connection it came on
 
     @property
     def json(self) -> dict:
@@ -121,8 +122,10 @@ def start_receiver() -> Receiver:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             answer = receiver.next_answer(self.path)
             headers = {key.lower(): value for key, value in self.headers.items()}
+            peer = self.client_address
             with receiver.arrived:
-                receiver.received.append(Received(self.path, headers, body, time.time(), answer))
+                received = Received(self.path, headers, body, time.time(), answer, peer)
+                receiver.received.append(received)
                 receiver.arrived.notify_all()
             if answer == "hang":
                 time.sleep(receiver.hang_seconds)
