@@ -183,6 +183,19 @@ def test_a_worker_thread_makes_one_ses_client_for_all_its_runs(ses):
     assert len(ses.messages()) == 3
 
 
+def test_each_email_s_mime_message_is_built_once(ses):
+    from django.core.mail import EmailMessage
+
+    build = EmailMessage.message
+    with mock.patch.object(EmailMessage, "message", autospec=True, side_effect=build) as built:
+        due_in(1, assignee=UserFactory(email="once@example.com"))
+        assert send_due_reminders()["sent"] == 1
+
+    assert built.call_count == 1  # checked before the send, and the same one sent by django-ses
+    [message] = ses.messages()
+    assert message["To"] == "once@example.com"
+
+
 def test_an_error_in_the_middle_of_a_run_keeps_what_was_sent_before_it(ses):
     first, second = (due_in(1 + n, assignee=UserFactory(email=f"e{n}@example.com")) for n in (0, 1))
     message = reminders._message
