@@ -21,8 +21,9 @@ def test_jobs_sends_one_email_per_due_task_and_stores_every_summary() -> None:
     [check] = reminders["checks"]
     assert set(check.values()) == {50}
     # the claim, then per email: lock+read, record, and task_mark_reminded (the project's lock,
-    # the task's locking update, its event)
-    assert reminders["job_queries"] == [2 + 5 * 50]
+    # the task's locking update, its event); the child's session prepares the lock+read once
+    # (looked up, then made)
+    assert reminders["job_queries"] == [2 + 2 + 5 * 50]
     assert len(reminders["claim_statements"]) == 2  # by statement: its create and its claim
     assert all(ms > 0 for ms in reminders["claim_ms"] + reminders["reference_ms"])
     summaries = result["summaries"]

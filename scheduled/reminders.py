@@ -28,9 +28,12 @@ reminder's commit, or SES never answering. Such a send counts as uncertain; one 
 (on record before it goes), and after a second the reminder is failed: never a third email.
 """
 
+import hashlib
 import logging
+import re
 import time
 import uuid
+import weakref
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -40,6 +43,7 @@ from django.contrib.auth import get_user_model
 from django.db import DatabaseError, connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
+from psycopg.types.numeric import Int4
 
 from common.domain.models import Project, Reminder, Task
 from common.domain.reminders import WINDOW as WINDOW  # the bench reads it here
@@ -325,9 +329,8 @@ def _locked(reminder_id: int, *, claim: Claim) -> Reminder | None:
     it), its row made into the models without the ORM's per-query work (on PostgreSQL)."""
     values = (reminder_id, Reminder.Status.PENDING.value, claim.at, claim.run_id)
     if connection.vendor == "postgresql":  # psycopg gives each column its Python type
-        sql, params = _lock_statement(values)
         with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+            _execute_prepared(cursor, "taskwire_reminder_lock", *_lock_statement(values))
             row = cursor.fetchone()
     else:  # the local SQLite file's rows need the ORM's converters (times come back as text)
         row = _lock_query(*values).first()
@@ -389,6 +392,31 @@ def _lock_statement(values: tuple) -> tuple[str, list]:
         c if place is None else adapted[place] for place, c in zip(places, constants, strict=True)
     ]
     return sql, params
+
+
+_prepared: "weakref.WeakKeyDictionary[object, set[str]]" = weakref.WeakKeyDictionary()
+_PG_TYPES = {Int4: "integer", int: "bigint", str: "text", datetime: "timestamptz"}
+
+
+def _execute_prepared(cursor, name: str, sql: str, params: list) -> None:
+    """Run `sql` as PostgreSQL's prepared statement `name`, made once per database session
+    (PREPARE outlives a rollback): its plan is made once, not once per email. Planning the
+    locking read (five tables) cost PostgreSQL 0.65 ms of CPU per email, running it 0.2 ms.
+    Django's own cursor runs PREPARE and EXECUTE, so its query log and wrappers see them."""
+    session = connection.connection  # the database session (a pooled psycopg connection)
+    done = _prepared.setdefault(session, set())
+    name = f"{name}_{hashlib.sha1(sql.encode(), usedforsecurity=False).hexdigest()[:12]}"
+    if name not in done:
+        cursor.execute("SELECT 1 FROM pg_prepared_statements WHERE name = %s", [name])
+        if cursor.fetchone() is None:
+            if "%%" in sql or sql.count("%s") != len(params):
+                raise ValueError(f"cannot number the placeholders of {sql!r}")
+            numbered = iter(range(1, len(params) + 1))
+            text = re.sub("%s", lambda _: f"${next(numbered)}", sql)
+            types = ", ".join(_PG_TYPES[type(param)] for param in params)
+            cursor.execute(f"PREPARE {name} ({types}) AS {text}")
+        done.add(name)
+    cursor.execute(f"EXECUTE {name} ({', '.join(['%s'] * len(params))})", params)
 
 
 def _release(reminder_ids: list[int], *, claim: Claim) -> int:

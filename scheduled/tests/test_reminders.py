@@ -164,8 +164,36 @@ def test_each_email_costs_the_same_few_queries_and_is_committed_on_its_own(ses):
     # BEGIN, its row lock (reading the task, project and users), its record, and the service
     # marking the task reminded (the project's lock, the task's reminder_sent_at set under the
     # task's lock in one statement, the event: its seq and row in one statement), COMMIT.
+    queries_to_send(1)  # a session's first row lock prepares it (found or made, once)
     assert queries_to_send(3) == 4 + 7 * 3
     assert queries_to_send(30) == 4 + 7 * 30
+
+
+def test_the_locking_read_is_prepared_once_per_database_session(ses):
+    def statements(count: int) -> list[str]:
+        for n in range(count):
+            due_in(1 + n / 100, assignee=UserFactory(email=f"p{count}-{n}@example.com"))
+        with CaptureQueriesContext(connection) as queries:
+            assert send_due_reminders()["sent"] == count
+        words = [query["sql"].split()[0] for query in queries]
+        return [word for word in words if word in ("PREPARE", "EXECUTE")]
+
+    def new_session() -> None:  # as a fresh connection: nothing prepared, nothing remembered
+        with connection.cursor() as cursor:
+            cursor.execute("DEALLOCATE ALL")
+        reminders._prepared.clear()
+
+    new_session()
+    first, again = statements(2), statements(2)
+    reminders._prepared.clear()  # a process that forgot, on a session that has it
+    remembered = statements(1)
+    new_session()
+    anew = statements(1)
+
+    assert first == ["PREPARE", "EXECUTE", "EXECUTE"]
+    assert again == ["EXECUTE", "EXECUTE"]
+    assert remembered == ["EXECUTE"]  # found in pg_prepared_statements, not made twice
+    assert anew == ["PREPARE", "EXECUTE"]
 
 
 def test_a_worker_thread_makes_one_ses_client_for_all_its_runs(ses):
@@ -181,6 +209,19 @@ def test_a_worker_thread_makes_one_ses_client_for_all_its_runs(ses):
 
     assert made.call_count == 1  # a botocore client costs ~80 ms of CPU: never one per run
     assert len(ses.messages()) == 3
+
+
+def test_each_email_s_mime_message_is_built_once(ses):
+    from django.core.mail import EmailMessage
+
+    build = EmailMessage.message
+    with mock.patch.object(EmailMessage, "message", autospec=True, side_effect=build) as built:
+        due_in(1, assignee=UserFactory(email="once@example.com"))
+        assert send_due_reminders()["sent"] == 1
+
+    assert built.call_count == 1  # checked before the send, and the same one sent by django-ses
+    [message] = ses.messages()
+    assert message["To"] == "once@example.com"
 
 
 def test_an_error_in_the_middle_of_a_run_keeps_what_was_sent_before_it(ses):
