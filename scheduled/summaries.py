@@ -25,7 +25,7 @@ from django.utils import timezone
 from common.api.serializers import SummaryReportSerializer
 from common.api.timestamps import rfc3339_utc
 from common.domain import effects
-from common.domain.events import OUTBOX, EventType, publish_many
+from common.domain.events import OUTBOX, EventType, cache_versions, publish_many
 from common.domain.models import Comment, Event, Project, SummaryReport, Task
 from common.infra.event_push import encode
 from scheduled.email import (
@@ -232,7 +232,8 @@ def _store_and_log(now: datetime, date) -> int:
             if project_id is not None
         ]
         deliveries = [delivery for project_id, _, delivery in rows if project_id is None]
-        effects.on_commit(messages=messages, deliveries=deliveries)
+        versions = cache_versions(EventType.SUMMARY_GENERATED, *(p for p, _ in messages))
+        effects.on_commit(versions=versions, messages=messages, deliveries=deliveries)
     if not messages:
         logger.info("summaries for %s: all stored already", date)
     return len(messages)
