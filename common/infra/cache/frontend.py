@@ -13,9 +13,12 @@ SecurityMiddleware gives a miss, from the same settings, and the page's ETag, st
 an If-None-Match that names it is answered 304, without the page.
 """
 
+import asyncio
+import contextlib
 import functools
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from django.core.signals import setting_changed
@@ -52,18 +55,27 @@ class CachedListFrontend:
         resource = self.paths.get(scope.get("path", "")) if scope["type"] == "http" else None
         if resource and scope["method"] == "GET" and not cache_skipped():
             origin = request_origin(scope)
-            page = await self._cached_page(scope, resource, origin.scheme_host)
-            if page is not None:
-                await _send_page(send, *page, _if_none_match(scope), origin.security_headers)
+            user_id, claim = _token_user(scope)
+            page = await self._cached_page(scope, resource, origin.scheme_host, user_id, claim)
+            if page is UNVOUCHED and await _vouches.wait(user_id):
+                page = await self._cached_page(scope, resource, origin.scheme_host, user_id, claim)
+            if isinstance(page, tuple):
+                body, tag = page
+                await _send_page(send, body, tag, _if_none_match(scope), origin.security_headers)
+                return
+            if page is UNVOUCHED:
+                with _vouches.fetching(user_id):  # this user's others wait for Django's vouch
+                    await self.app(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
     async def _cached_page(
-        self, scope, resource: str, scheme_host: str | None
-    ) -> tuple[bytes, bytes] | None:
+        self, scope, resource: str, scheme_host: str | None, user_id: str | None, claim: object
+    ) -> tuple[bytes, bytes] | object | None:
+        """The page and its ETag; None for Django to answer; UNVOUCHED when only the user's
+        vouch is missing (Django answers, and vouches for them)."""
         query = _list_query(resource, scope.get("query_string", b""))
         redis = store()
-        user_id, claim = _token_user(scope)
         if query is None or scheme_host is None or user_id is None:
             return None  # Django answers it (and refuses a host it does not serve)
         if not isinstance(redis, RedisStore):
@@ -82,7 +94,7 @@ class CachedListFrontend:
             versions = {name: int(raw or 0) for name, raw in zip(names, found, strict=True)}
             scope[HANDED_VERSIONS] = versions  # if Django answers, it need not read them again
             if vouched is None:
-                return None
+                return UNVOUCHED
             memberships, renew_at = vouched
             if renew_at <= time.time() and _renewing(user_id):
                 return None  # this one request goes to Django, which vouches again
@@ -94,6 +106,49 @@ class CachedListFrontend:
         except CacheDown:
             return None  # Django answers it
         return unpack_tagged_page(raw_page)
+
+
+UNVOUCHED = object()  # _cached_page: no vouch for the user (lapsed, or never given)
+VOUCH_WAIT_SECONDS = 5.0
+
+
+class _Vouches:
+    """One request per user at a time goes to Django for a vouch, in this process.
+
+    A user's vouch lapses when they read nothing for ACTIVE_USER_SECONDS; when they come back
+    with many requests at once (a client's connections, a page's parallel reads), the first goes
+    to Django, which vouches for them, and the others wait for it (at most VOUCH_WAIT_SECONDS)
+    and are then answered here, rather than all going to Django together and holding up every
+    other request of the process. Waiting is tried once: a request still without a vouch after
+    it goes to Django itself (which refuses a deactivated user or an old password's token).
+    """
+
+    def __init__(self) -> None:
+        self.fetches: dict[str, asyncio.Event] = {}  # user id -> set when Django has answered
+
+    async def wait(self, user_id: str | None) -> bool:
+        """Wait for the request of this user at Django, if there is one: True if there was."""
+        fetched = self.fetches.get(user_id) if user_id is not None else None
+        if fetched is None:
+            return False
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(fetched.wait(), VOUCH_WAIT_SECONDS)
+        return True
+
+    @contextlib.contextmanager
+    def fetching(self, user_id: str | None) -> Iterator[None]:
+        if user_id is None or user_id in self.fetches:
+            yield
+            return
+        fetched = self.fetches[user_id] = asyncio.Event()
+        try:
+            yield
+        finally:
+            del self.fetches[user_id]
+            fetched.set()
+
+
+_vouches = _Vouches()
 
 
 @functools.lru_cache(maxsize=1024)  # bounded: a client may send any query

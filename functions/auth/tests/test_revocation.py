@@ -5,6 +5,7 @@ answered by the hit path in front of Django, as deployed. Each user signs in thr
 /auth/token/ as a client does.
 """
 
+import asyncio
 import threading
 import time
 
@@ -277,3 +278,53 @@ def test_a_vouch_due_for_renewal_sends_one_read_to_django_which_vouches_again(mo
     assert int(renewed[1]) >= int(renew_at)
     assert client.pttl(name) > 3000  # Django set it again: ACTIVE_USER_SECONDS
     assert len(vouches) == 1  # one read went to Django; the others were answered in front
+
+
+def calls_at_once(count: int, path: str, token: str) -> list[httpx.Response]:
+    """`count` GETs of `path` in flight together, on one event loop, as one process serves them."""
+    from functions.tasks.handler import application as tasks
+
+    async def send() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=tasks)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            headers = {"Authorization": f"Bearer {token}"}
+            return await asyncio.gather(*(client.get(path, headers=headers) for _ in range(count)))
+
+    return async_to_sync(send)()
+
+
+def _counting_vouches(monkeypatch) -> list[object]:
+    from common.infra.cache import pages
+
+    vouches: list[object] = []
+    remember = pages._remember_active
+    monkeypatch.setattr(pages, "_remember_active", lambda *a: vouches.append(a) or remember(*a))
+    return vouches
+
+
+def test_reads_at_once_after_the_vouch_lapsed_send_one_to_django_and_the_rest_are_hits(
+    monkeypatch,
+):
+    user = UserFactory(username="alice")
+    token = sign_in()["access"]
+    call("GET", "/tasks/", token=token)  # the page is cached
+    store.store().client.delete(_stored(keys.active_user_name(user.pk)))  # lapsed
+    vouches = _counting_vouches(monkeypatch)
+
+    reads = calls_at_once(8, "/tasks/", token)
+
+    assert [(r.status_code, r.headers["x-cache"]) for r in reads] == [(200, "hit")] * 8
+    assert len(vouches) == 1  # one read went to Django; the others waited for its vouch
+
+
+def test_reads_at_once_of_a_deactivated_user_are_each_refused_by_django(monkeypatch):
+    user = UserFactory(username="alice")
+    token = sign_in()["access"]
+    call("GET", "/tasks/", token=token)
+    services.user_deactivate(user=user)  # the vouch goes with it
+    vouches = _counting_vouches(monkeypatch)
+
+    reads = calls_at_once(4, "/tasks/", token)
+
+    assert [r.status_code for r in reads] == [401] * 4  # none waited for a vouch forever
+    assert vouches == []
