@@ -1,6 +1,7 @@
 """Tasks over HTTP: validate, make one service call, answer."""
 
 from collections.abc import Mapping
+from functools import partial
 from typing import cast
 
 from django.db import transaction
@@ -48,6 +49,17 @@ class TaskList(
         if rows:
             page_ended(rows[-1]["id"])
         return paginator.render_page(JSONRenderer().render(rows))
+
+    def get_serializer_context(self):
+        context = super().get_serializer_context()
+        if self.request.method == "POST":  # the body's project, read under its lock as validated
+            actor = self.request.user
+            context["project_for_write"] = partial(services.project_for_write, actor=actor)
+        return context
+
+    def create(self, request, *args, **kwargs):
+        with transaction.atomic():  # the project's lock, from its validation to the write
+            return super().create(request, *args, **kwargs)
 
     def perform_create(self, serializer):
         serializer.instance = services.task_create(
