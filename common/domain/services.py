@@ -261,10 +261,11 @@ def _locked_project(project_id: int) -> Project:
     return projects.select_related("owner").get(pk=project_id)
 
 
-def project_for_write(*, actor: Actor, project_id: int) -> Project:
-    """The project a view is about to create a task in, read under its lock in the view's
-    transaction, with the actor's role in it as `caller_role` (None: not a member); Project.
-    DoesNotExist for an id no project has.
+def project_for_write(*, actor: Actor, project_id: int, task: Task | None = None) -> Project:
+    """The project a view is about to create a task in (or move `task` to, when the view read
+    it with task_for_write), read under its lock in the view's transaction, with the actor's
+    role in it as `caller_role` (None: not a member); Project.DoesNotExist for an id no project
+    has.
 
     task_create, called in the same transaction, takes it as it is: the request's project is
     then locked and its role read once, not once to validate the request and again under the
@@ -274,6 +275,8 @@ def project_for_write(*, actor: Actor, project_id: int) -> Project:
         raise RuntimeError("project_for_write() must run inside the write's transaction")
     if not _is_row_id(project_id):
         raise Project.DoesNotExist(f"no project {project_id!r}")
+    if task is not None:
+        return _task_project(task, project_id)
     if connection.vendor != "postgresql":  # no row locks; one statement per execute
         project = Project.objects.get(pk=project_id)
         project.caller_role = role_of(user=actor, project_id=project_id)  # type: ignore[attr-defined]
@@ -320,12 +323,26 @@ def task_for_write(
     other = project_id if _is_row_id(project_id) else 0  # no row has id 0
     with connection.cursor() as cursor:
         cursor.execute(*compiled(_task_projects_lock, task_id, other))
-        locked_ids = {row[0] for row in cursor.fetchall()}
-    locked = _read_locked_task(task_id, locked_ids, actor)
+        rows = {row[0]: row for row in cursor.fetchall()}
+    locked = _read_locked_task(task_id, set(rows), actor)
     if actor is not None:
         role_allows(locked.caller_role, operation)  # type: ignore[attr-defined]
-    locked.locked_projects = frozenset({*locked_ids, locked.project_id})  # type: ignore[attr-defined]
+    locked.locked_projects = frozenset({*rows, locked.project_id})  # type: ignore[attr-defined]
+    locked.project_rows = rows  # type: ignore[attr-defined]
     return locked
+
+
+def _task_project(task: Task, project_id: int) -> Project:
+    """The project a write of `task` (task_for_write's) names: as locked with the task, with the
+    role read there when it is the task's own; one not locked then is looked up (_locked_task
+    locks it, after the task), and its role read by the caller."""
+    row = task.project_rows.get(project_id)  # type: ignore[attr-defined]
+    if row is None:
+        return Project.objects.get(pk=project_id)
+    project = Project.from_db(connection.alias, _PROJECT_COLUMNS, row)
+    if project_id == task.project_id:
+        project.caller_role = task.caller_role  # type: ignore[attr-defined]
+    return project
 
 
 def _is_row_id(value: object) -> bool:
@@ -409,10 +426,10 @@ def _member_role(project_id: int, user_id: int) -> QuerySet:
 
 def _task_projects_lock(task_id: int, project_id: int) -> QuerySet:
     """Lock the task's project and `project_id`, in id order (one statement: LockRows above
-    the sort)."""
+    the sort); their rows, as _project_row_lock's."""
     task_project = Task.objects.filter(pk=task_id).values("project_id")
     projects = Project.objects.filter(Q(pk__in=Subquery(task_project)) | Q(pk=project_id))
-    return projects.order_by("pk").select_for_update(no_key=True).values_list("pk")
+    return projects.order_by("pk").select_for_update(no_key=True).values_list(*_PROJECT_COLUMNS)
 
 
 def _task_lock(task_id: int, user_id: int) -> QuerySet:
