@@ -180,6 +180,38 @@ class ProjectForWriteTests(TestCase):
         self.assertTrue(lock.endswith("FOR NO KEY UPDATE"))
         self.assertTrue(role.startswith('SELECT "common_membership"."role"'))
 
+    def test_a_task_writes_project_is_the_one_locked_with_it(self):
+        from django.db import connection, transaction
+        from django.test.utils import CaptureQueriesContext
+
+        task = TaskFactory(project=self.project)
+        named, unnamed = ProjectFactory(), ProjectFactory()
+        with transaction.atomic():
+            locked = services.task_for_write(
+                actor=self.member, task_id=task.id, project_id=named.id
+            )
+            with CaptureQueriesContext(connection) as queries:
+                own, other = (
+                    services.project_for_write(actor=self.member, project_id=pk, task=locked)
+                    for pk in (self.project.id, named.id)
+                )
+            self.assertEqual(len(queries), 0)  # both rows came with the lock
+            with CaptureQueriesContext(connection) as queries:
+                looked_up = services.project_for_write(
+                    actor=self.member, project_id=unnamed.id, task=locked
+                )
+            self.assertEqual(len(queries), 1)  # not locked: looked up, as the field would
+        self.assertEqual(own.caller_role, "member")  # the role read with the task's lock
+        fields = [field.attname for field in Project._meta.concrete_fields]
+        for project in (own, other, looked_up):
+            fresh = Project.objects.get(pk=project.pk)
+            self.assertEqual(
+                [getattr(project, name) for name in fields],
+                [getattr(fresh, name) for name in fields],
+            )
+        # Another project's role is left to the field and the service (role_of, after the lock).
+        self.assertFalse(hasattr(other, "caller_role") or hasattr(looked_up, "caller_role"))
+
     def test_task_create_takes_it_as_it_is_and_refuses_a_viewer(self):
         from django.db import connection, transaction
         from django.test.utils import CaptureQueriesContext

@@ -207,6 +207,19 @@ class TaskUpdateTests(APITest):
             (other, "New", bob, "in_progress"),
         )
 
+    def test_a_put_in_its_own_project_reads_the_caller_the_locks_then_writes(self):
+        task = TaskFactory(project__owner=self.user)
+        body = {"project": task.project_id, "title": "New", "due_date": "2031-01-01T00:00:00Z"}
+
+        # The caller; the project's lock with its row; the task's with the role; the update;
+        # the event. SAVEPOINT and RELEASE: the view's transaction, inside the test's.
+        with self.assertNumQueries(7):
+            response = self.client.put(f"/tasks/{task.id}/", body, format="json")
+
+        self.assertEqual(response.status_code, 200)
+        task.refresh_from_db()
+        self.assertEqual(response.json(), task_body(task))
+
     def test_patch_changes_only_what_it_names(self):
         task = TaskFactory(project__owner=self.user, title="Keep", assignee=self.user)
 
