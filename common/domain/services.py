@@ -275,12 +275,12 @@ def project_for_write(*, actor: Actor, project_id: int, task: Task | None = None
         raise RuntimeError("project_for_write() must run inside the write's transaction")
     if not _is_row_id(project_id):
         raise Project.DoesNotExist(f"no project {project_id!r}")
-    if task is not None:
-        return _task_project(task, project_id)
-    if connection.vendor != "postgresql":  # no row locks; one statement per execute
+    if connection.vendor != "postgresql":  # no row locks, raw values, one statement an execute
         project = Project.objects.get(pk=project_id)
         project.caller_role = role_of(user=actor, project_id=project_id)  # type: ignore[attr-defined]
         return project
+    if task is not None:
+        return _task_project(task, project_id)
     row, role = _fetch_lock_then_role(project_id, actor.pk if actor is not None else 0)
     if row is None:
         raise Project.DoesNotExist(f"project {project_id} is gone")
