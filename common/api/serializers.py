@@ -45,21 +45,37 @@ class UsernameField(serializers.SlugRelatedField):
 class VisibleProjectField(serializers.PrimaryKeyRelatedField):
     """A project id the caller may see (domain.access); any other is 400, as for an unknown id.
 
-    Ids are integers: a float (1.5, 1e400) is refused, not truncated or overflowed.
+    Ids are integers: a float (1.5, 1e400) is refused, not truncated or overflowed. A write's
+    view may put `project_for_write` in the context: a function of `project_id` answering the
+    project, locked for the write, with the caller's role as `caller_role`, in place of this
+    field's own lookup and role check (domain.services.project_for_write).
     """
 
     def __init__(self, **kwargs):
-        super().__init__(
-            queryset=Project.objects.all(), pk_field=serializers.IntegerField(), **kwargs
-        )
+        self.pk_id = serializers.IntegerField()
+        super().__init__(queryset=Project.objects.all(), pk_field=self.pk_id, **kwargs)
 
     def to_internal_value(self, data):
-        project = super().to_internal_value(data)
+        for_write = self.context.get("project_for_write")
+        project = self._for_write(for_write, data) if for_write else super().to_internal_value(data)
         request = self.context.get("request")
-        # The caller's role by one compiled statement: cheaper than a lookup filtered by it.
-        if request and role_of(user=request.user, project_id=project.pk) is None:
+        if request and self._role(request.user, project) is None:
             self.fail("does_not_exist", pk_value=data)
         return project
+
+    def _for_write(self, for_write: Callable[..., Project], data) -> Project:
+        pk = self.pk_id.to_internal_value(data)  # as the lookup's: its errors, then the id
+        try:
+            return for_write(project_id=pk)
+        except Project.DoesNotExist:
+            self.fail("does_not_exist", pk_value=pk)
+
+    @staticmethod
+    def _role(user, project: Project) -> str | None:
+        if hasattr(project, "caller_role"):  # read with the write's lock
+            return project.caller_role
+        # The caller's role by one compiled statement: cheaper than a lookup filtered by it.
+        return role_of(user=user, project_id=project.pk)
 
 
 class ModelSerializer(serializers.ModelSerializer):

@@ -99,7 +99,6 @@ def project_delete(*, actor: Actor, project: Project, if_match: Expected = None)
     project.delete()
 
 
-@transaction.atomic
 def task_create(
     *,
     actor: Actor,
@@ -110,9 +109,27 @@ def task_create(
     status: str = Task.Status.PENDING,
     assignee: User | None = None,
 ) -> Task:
-    _lock_projects(project.pk)
-    if actor is not None:
-        role_allows(role_of(user=actor, project_id=project.pk), Operation.WRITE_TASKS)
+    """A new task in `project`, if the actor's role there allows it (403). A project from
+    project_for_write (in this transaction) is neither locked nor its role read again."""
+    locked = _project_locked_here(project)
+    with transaction.atomic(savepoint=not locked):  # as _write_transaction
+        if not locked:
+            _lock_projects(project.pk)
+        if actor is not None:
+            role = project.caller_role if locked else role_of(user=actor, project_id=project.pk)  # type: ignore[attr-defined]
+            role_allows(role, Operation.WRITE_TASKS)
+        return _task_create(actor, project, title, due_date, description, status, assignee)
+
+
+def _task_create(
+    actor: Actor,
+    project: Project,
+    title: str,
+    due_date: datetime,
+    description: str,
+    status: str,
+    assignee: User | None,
+) -> Task:
     _require_assignee(assignee, project.pk)
     task = Task(
         project=project,
@@ -244,6 +261,51 @@ def _locked_project(project_id: int) -> Project:
     return projects.select_related("owner").get(pk=project_id)
 
 
+def project_for_write(*, actor: Actor, project_id: int, task: Task | None = None) -> Project:
+    """The project a view is about to create a task in (or move `task` to, when the view read
+    it with task_for_write), read under its lock in the view's transaction, with the actor's
+    role in it as `caller_role` (None: not a member); Project.DoesNotExist for an id no project
+    has.
+
+    task_create, called in the same transaction, takes it as it is: the request's project is
+    then locked and its role read once, not once to validate the request and again under the
+    lock. The role is read after the lock is granted (_locked_task's docstring), by a statement
+    of its own sent in the lock's round trip."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("project_for_write() must run inside the write's transaction")
+    if not _is_row_id(project_id):
+        raise Project.DoesNotExist(f"no project {project_id!r}")
+    if connection.vendor != "postgresql":  # no row locks, raw values, one statement an execute
+        project = Project.objects.get(pk=project_id)
+        project.caller_role = role_of(user=actor, project_id=project_id)  # type: ignore[attr-defined]
+        return project
+    if task is not None:
+        return _task_project(task, project_id)
+    row, role = _fetch_lock_then_role(project_id, actor.pk if actor is not None else 0)
+    if row is None:
+        raise Project.DoesNotExist(f"project {project_id} is gone")
+    project = Project.from_db(connection.alias, _PROJECT_COLUMNS, row)
+    project.caller_role = None if role is None else role[0]  # type: ignore[attr-defined]
+    return project
+
+
+def _fetch_lock_then_role(project_id: int, user_id: int) -> tuple[tuple | None, tuple | None]:
+    """The project's row under its lock, then the user's role in it, in one round trip: psycopg
+    binds the values client-side (Django's default), so one execute can carry two statements,
+    and PostgreSQL takes the second's snapshot (READ COMMITTED) once the first has ended."""
+    lock_sql, lock_params = compiled(_project_row_lock, project_id)
+    role_sql, role_params = compiled(_member_role, project_id, user_id)
+    with connection.cursor() as cursor:
+        cursor.execute(f"{lock_sql}; {role_sql}", [*lock_params, *role_params])
+        row = cursor.fetchone()
+        cursor.nextset()
+        return row, cursor.fetchone()
+
+
+def _project_locked_here(project: Project) -> bool:
+    return hasattr(project, "caller_role") and connection.in_atomic_block
+
+
 def task_for_write(
     *, actor: Actor, task_id: int, project_id: object = None, operation=Operation.WRITE_TASKS
 ) -> Task:
@@ -261,12 +323,26 @@ def task_for_write(
     other = project_id if _is_row_id(project_id) else 0  # no row has id 0
     with connection.cursor() as cursor:
         cursor.execute(*compiled(_task_projects_lock, task_id, other))
-        locked_ids = {row[0] for row in cursor.fetchall()}
-    locked = _read_locked_task(task_id, locked_ids, actor)
+        rows = {row[0]: row for row in cursor.fetchall()}
+    locked = _read_locked_task(task_id, set(rows), actor)
     if actor is not None:
         role_allows(locked.caller_role, operation)  # type: ignore[attr-defined]
-    locked.locked_projects = frozenset({*locked_ids, locked.project_id})  # type: ignore[attr-defined]
+    locked.locked_projects = frozenset({*rows, locked.project_id})  # type: ignore[attr-defined]
+    locked.project_rows = rows  # type: ignore[attr-defined]
     return locked
+
+
+def _task_project(task: Task, project_id: int) -> Project:
+    """The project a write of `task` (task_for_write's) names: as locked with the task, with the
+    role read there when it is the task's own; one not locked then is looked up (_locked_task
+    locks it, after the task), and its role read by the caller."""
+    row = task.project_rows.get(project_id)  # type: ignore[attr-defined]
+    if row is None:
+        return Project.objects.get(pk=project_id)
+    project = Project.from_db(connection.alias, _PROJECT_COLUMNS, row)
+    if project_id == task.project_id:
+        project.caller_role = task.caller_role  # type: ignore[attr-defined]
+    return project
 
 
 def _is_row_id(value: object) -> bool:
@@ -334,12 +410,26 @@ def _project_lock(project_id: int) -> QuerySet:
     return projects.select_for_update(no_key=True).values_list("pk")
 
 
+_PROJECT_COLUMNS = [field.attname for field in Project._meta.concrete_fields]
+
+
+def _project_row_lock(project_id: int) -> QuerySet:
+    """The project's row (its columns in _PROJECT_COLUMNS' order) under its lock."""
+    projects = Project.objects.filter(pk=project_id).order_by()
+    return projects.select_for_update(no_key=True).values_list(*_PROJECT_COLUMNS)
+
+
+def _member_role(project_id: int, user_id: int) -> QuerySet:
+    memberships = Membership.objects.filter(project_id=project_id, user_id=user_id)
+    return memberships.order_by().values_list("role")
+
+
 def _task_projects_lock(task_id: int, project_id: int) -> QuerySet:
     """Lock the task's project and `project_id`, in id order (one statement: LockRows above
-    the sort)."""
+    the sort); their rows, as _project_row_lock's."""
     task_project = Task.objects.filter(pk=task_id).values("project_id")
     projects = Project.objects.filter(Q(pk__in=Subquery(task_project)) | Q(pk=project_id))
-    return projects.order_by("pk").select_for_update(no_key=True).values_list("pk")
+    return projects.order_by("pk").select_for_update(no_key=True).values_list(*_PROJECT_COLUMNS)
 
 
 def _task_lock(task_id: int, user_id: int) -> QuerySet:

@@ -81,6 +81,28 @@ class RemovalRacesAWriteTests(TransactionTestCase):
             ["member.removed"],
         )
 
+    def test_a_create_that_waited_for_a_removal_is_refused(self):
+        def create():
+            with transaction.atomic():  # as the view's: the lock and role read as it validates
+                project = services.project_for_write(actor=self.member, project_id=self.project.id)
+                return services.task_create(
+                    actor=self.member, project=project, title="created", due_date=self.task.due_date
+                )
+
+        with transaction.atomic():
+            memberships.membership_remove(actor=self.owner, project=self.project, user=self.member)
+            thread, box = _in_thread(create)
+            _wait_until_blocked_on_a_lock()
+        thread.join(TIMEOUT)
+
+        self.assertIsInstance(box.get("error"), APIException)
+        self.assertEqual(box["error"].status_code, 404)
+        self.assertEqual(list(Task.objects.values_list("title", flat=True)), ["before"])
+        self.assertEqual(
+            list(Event.objects.filter(project_id=self.project.id).values_list("type", flat=True)),
+            ["member.removed"],
+        )
+
     def test_a_removal_that_waited_for_a_write_comes_after_it(self):
         with transaction.atomic():
             self.write()

@@ -123,3 +123,120 @@ def test_the_events_representation_is_the_serializers(db):
     assert _representation(TaskSerializer, task) == TaskSerializer(task).data
     assert _representation(ProjectSerializer, task.project) == ProjectSerializer(task.project).data
     assert _representation(CommentSerializer, comment) == CommentSerializer(comment).data
+
+
+class ProjectForWriteTests(TestCase):
+    """The project a create validates and writes in: locked, with the caller's role, at once."""
+
+    def setUp(self):
+        from common.tests.factories import UserFactory
+
+        self.viewer, self.member, self.stranger = UserFactory(), UserFactory(), UserFactory()
+        self.project = ProjectFactory(members=[(self.viewer, "viewer"), (self.member, "member")])
+
+    def for_write(self, actor, project_id):
+        from django.db import transaction
+
+        with transaction.atomic():
+            return services.project_for_write(actor=actor, project_id=project_id)
+
+    def test_it_is_the_project_with_each_callers_role(self):
+        owner = self.project.owner
+        for actor, role in (
+            (owner, "owner"),
+            (self.member, "member"),
+            (self.viewer, "viewer"),
+            (self.stranger, None),
+            (None, None),
+        ):
+            with self.subTest(role):
+                locked = self.for_write(actor, self.project.id)
+                self.assertEqual(locked.caller_role, role)
+                fresh = Project.objects.get(pk=self.project.pk)
+                fields = [field.attname for field in Project._meta.concrete_fields]
+                self.assertEqual(
+                    [getattr(locked, name) for name in fields],
+                    [getattr(fresh, name) for name in fields],
+                )
+                self.assertFalse(locked._state.adding)
+
+    def test_a_gone_project_or_an_id_no_row_has_does_not_exist(self):
+        gone = ProjectFactory()
+        gone_id = gone.id
+        gone.delete()
+        for project_id in (gone_id, 0, -1, 2**63, True, "1", 1.0, None):
+            with self.subTest(project_id), self.assertRaises(Project.DoesNotExist):
+                self.for_write(self.member, project_id)
+
+    def test_the_lock_then_the_role_in_one_round_trip(self):
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        with CaptureQueriesContext(connection) as queries:
+            self.for_write(self.member, self.project.id)
+        [sql] = [q["sql"] for q in queries if "SAVEPOINT" not in q["sql"]]
+        lock, role = sql.split("; ")
+        self.assertTrue(lock.startswith('SELECT "common_project"."id"'))
+        self.assertTrue(lock.endswith("FOR NO KEY UPDATE"))
+        self.assertTrue(role.startswith('SELECT "common_membership"."role"'))
+
+    def test_a_task_writes_project_is_the_one_locked_with_it(self):
+        from django.db import connection, transaction
+        from django.test.utils import CaptureQueriesContext
+
+        task = TaskFactory(project=self.project)
+        named, unnamed = ProjectFactory(), ProjectFactory()
+        with transaction.atomic():
+            locked = services.task_for_write(
+                actor=self.member, task_id=task.id, project_id=named.id
+            )
+            with CaptureQueriesContext(connection) as queries:
+                own, other = (
+                    services.project_for_write(actor=self.member, project_id=pk, task=locked)
+                    for pk in (self.project.id, named.id)
+                )
+            self.assertEqual(len(queries), 0)  # both rows came with the lock
+            with CaptureQueriesContext(connection) as queries:
+                looked_up = services.project_for_write(
+                    actor=self.member, project_id=unnamed.id, task=locked
+                )
+            self.assertEqual(len(queries), 1)  # not locked: looked up, as the field would
+        self.assertEqual(own.caller_role, "member")  # the role read with the task's lock
+        fields = [field.attname for field in Project._meta.concrete_fields]
+        for project in (own, other, looked_up):
+            fresh = Project.objects.get(pk=project.pk)
+            self.assertEqual(
+                [getattr(project, name) for name in fields],
+                [getattr(fresh, name) for name in fields],
+            )
+        # Another project's role is left to the field and the service (role_of, after the lock).
+        self.assertFalse(hasattr(other, "caller_role") or hasattr(looked_up, "caller_role"))
+
+    def test_task_create_takes_it_as_it_is_and_refuses_a_viewer(self):
+        from django.db import connection, transaction
+        from django.test.utils import CaptureQueriesContext
+        from rest_framework.exceptions import PermissionDenied
+
+        def create(actor):
+            with transaction.atomic():
+                project = services.project_for_write(actor=actor, project_id=self.project.id)
+                with CaptureQueriesContext(connection) as queries:
+                    task = services.task_create(
+                        actor=actor, project=project, title="t", due_date=timezone.now()
+                    )
+                return task, [q["sql"] for q in queries]
+
+        task, statements = create(self.member)
+        self.assertEqual(Task.objects.get().pk, task.pk)
+        self.assertEqual(len(statements), 2)  # the insert and the event: no lock, role, savepoint
+        self.assertTrue(statements[0].startswith('INSERT INTO "common_task"'))
+        with self.assertRaises(PermissionDenied):
+            create(self.viewer)
+        self.assertEqual(Task.objects.count(), 1)
+        self.assertEqual(Event.objects.filter(type="task.created").count(), 1)
+
+
+def test_project_for_write_needs_the_writes_transaction(transactional_db):
+    project = ProjectFactory()
+    with pytest.raises(RuntimeError):
+        services.project_for_write(actor=project.owner, project_id=project.id)

@@ -1,6 +1,7 @@
 """Tasks over HTTP: validate, make one service call, answer."""
 
 from collections.abc import Mapping
+from functools import partial
 from typing import cast
 
 from django.db import transaction
@@ -49,6 +50,17 @@ class TaskList(
             page_ended(rows[-1]["id"])
         return paginator.render_page(JSONRenderer().render(rows))
 
+    def get_serializer_context(self):
+        context = super().get_serializer_context()
+        if self.request.method == "POST":  # the body's project, read under its lock as validated
+            actor = self.request.user
+            context["project_for_write"] = partial(services.project_for_write, actor=actor)
+        return context
+
+    def create(self, request, *args, **kwargs):
+        with transaction.atomic():  # the project's lock, from its validation to the write
+            return super().create(request, *args, **kwargs)
+
     def perform_create(self, serializer):
         serializer.instance = services.task_create(
             actor=self.request.user, **serializer.validated_data
@@ -79,13 +91,24 @@ class TaskDetail(ConditionalMixin, generics.RetrieveUpdateDestroyAPIView):
         # service then writes it in the same transaction (update, destroy).
         body = self.request.data if self.request.method != "DELETE" else None
         try:
-            return services.task_for_write(
+            self.locked_task = services.task_for_write(
                 actor=self.request.user,
                 task_id=self.kwargs["pk"],
                 project_id=body.get("project") if isinstance(body, Mapping) else None,
             )
         except Task.DoesNotExist as exc:  # the answer of the generic views' lookup
             raise Http404("No Task matches the given query.") from exc
+        return self.locked_task
+
+    def get_serializer_context(self):
+        context = super().get_serializer_context()
+        task = getattr(self, "locked_task", None)
+        if task is not None:  # a body's project, as locked with the task
+            actor = self.request.user
+            context["project_for_write"] = partial(
+                services.project_for_write, actor=actor, task=task
+            )
+        return context
 
     def update(self, request, *args, **kwargs):
         with transaction.atomic():

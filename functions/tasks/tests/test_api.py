@@ -121,6 +121,39 @@ class TaskCreateTests(APITest):
                 self.assertEqual(response.json(), errors)
         self.assertFalse(Task.objects.exists())
 
+    def test_the_project_is_refused_as_the_fields_own_lookup_refuses_it(self):
+        # The view's field takes the project from project_for_write; other callers look it up.
+        from functools import partial
+        from types import SimpleNamespace
+
+        from django.db import transaction
+
+        from common.api.serializers import TaskSerializer
+        from common.domain import services
+
+        request = SimpleNamespace(user=self.user)
+        for_write = partial(services.project_for_write, actor=self.user)
+        own, stranger = self.project.id, ProjectFactory().id
+        values = [own, str(own), f"{own}.0", "x", 1.5, True, None, [], {}, 0, -1, 10**30]
+        for value in [*values, stranger, str(stranger)]:
+            with self.subTest(value):
+                body = {"project": value, "title": "T", "due_date": "2030-01-01T00:00:00Z"}
+                answers = []
+                for context in (
+                    {"request": request},
+                    {"request": request, "project_for_write": for_write},
+                ):
+                    with transaction.atomic():
+                        serializer = TaskSerializer(data=body, context=context)
+                        answers.append((serializer.is_valid(), serializer.errors))
+                self.assertEqual(answers[0], answers[1])
+
+    def test_a_create_reads_the_caller_the_locked_project_with_the_role_then_writes(self):
+        # The caller; the project's lock and the role (one round trip); the insert; the event.
+        # SAVEPOINT and RELEASE: the view's transaction, inside the test's.
+        with self.assertNumQueries(6):
+            self.assertEqual(self.post().status_code, 201)
+
     def test_required_fields_are_named_when_missing(self):
         response = self.client.post("/tasks/", {}, format="json")
 
@@ -173,6 +206,19 @@ class TaskUpdateTests(APITest):
             (task.project, task.title, task.assignee, task.status),
             (other, "New", bob, "in_progress"),
         )
+
+    def test_a_put_in_its_own_project_reads_the_caller_the_locks_then_writes(self):
+        task = TaskFactory(project__owner=self.user)
+        body = {"project": task.project_id, "title": "New", "due_date": "2031-01-01T00:00:00Z"}
+
+        # The caller; the project's lock with its row; the task's with the role; the update;
+        # the event. SAVEPOINT and RELEASE: the view's transaction, inside the test's.
+        with self.assertNumQueries(7):
+            response = self.client.put(f"/tasks/{task.id}/", body, format="json")
+
+        self.assertEqual(response.status_code, 200)
+        task.refresh_from_db()
+        self.assertEqual(response.json(), task_body(task))
 
     def test_patch_changes_only_what_it_names(self):
         task = TaskFactory(project__owner=self.user, title="Keep", assignee=self.user)
