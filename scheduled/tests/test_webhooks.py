@@ -1,6 +1,7 @@
 """Webhook delivery end to end: writes, the outbox, real RabbitMQ, real `celery worker`s, and a
 receiver on 127.0.0.1 that checks every signature with the Standard Webhooks algorithm itself."""
 
+import functools
 import itertools
 import os
 import signal
@@ -296,6 +297,69 @@ def test_each_webhook_keeps_its_own_connections_even_on_one_host(queue, receiver
     assert [len(peers["/first"]), len(peers["/second"])] == [1, 1]  # one connection each
     assert peers["/first"] != peers["/second"]
     assert set(attempts(first)) == set(attempts(second)) == {(1, "succeeded")}
+
+
+def in_thread(call: Callable[[], object]) -> object:
+    """`call()` on a thread of its own (a worker thread's), its database connection closed."""
+    result: list[object] = []
+
+    def run() -> None:
+        try:
+            result.append(call())
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(timeout=30)
+    return result[0] if result else None
+
+
+def pending_of(webhook: Webhook) -> list[int]:
+    rows = WebhookDelivery.objects.filter(status="pending", webhook=webhook)
+    return list(rows.values_list("pk", flat=True))
+
+
+def test_a_webhooks_connection_serves_its_next_message_whichever_thread_takes_it(
+    queue, receiver, project
+):
+    # One event loop per process sends the attempts of every worker thread: a webhook's
+    # kept-alive connection is reused by its next message, though another thread took it.
+    webhook = hook(project, receiver.url())
+    for title in ("a", "b"):
+        write(project, title)
+        ids = pending_of(webhook)
+        made = in_thread(functools.partial(deliver, ids, claim=title))
+        assert made == {"claimed": 1, "succeeded": 1}
+
+    first, second = receiver.wait_for(2)
+    assert first.peer == second.peer
+    assert set(attempts(webhook)) == {(1, "succeeded")}
+
+
+def test_a_pool_with_an_attempt_in_flight_outlives_another_messages_sweep(
+    queue, receiver, project, monkeypatch
+):
+    # Another thread's message ends (and sweeps the idle pools) while this one's attempt waits
+    # for its answer on the same loop: that attempt's pool is in use, and is not closed.
+    receiver.hang_seconds = 1.0  # under the timeout: an answer, late
+    receiver.plan("/slow", "hang")
+    slow, quick = hook(project, receiver.url("/slow")), hook(project, receiver.url("/quick"))
+    write(project)
+    slow_ids, quick_ids = pending_of(slow), pending_of(quick)
+    monkeypatch.setattr(scheduled_webhooks, "POOL_IDLE_SECONDS", 0.0)  # every pool idle at once
+    outcomes: list[object] = []
+    waiting = threading.Thread(
+        target=lambda: outcomes.append(in_thread(lambda: deliver(slow_ids, claim="slow")))
+    )
+    waiting.start()
+    assert receiver.wait_for(1, "/slow")  # in flight
+
+    assert deliver(quick_ids, claim="quick") == {"claimed": 1, "succeeded": 1}
+    waiting.join(timeout=30)
+
+    assert outcomes == [{"claimed": 1, "succeeded": 1}]
+    assert attempts(slow) == attempts(quick) == [(1, "succeeded")]
 
 
 def test_a_pool_idle_for_its_time_is_closed_and_the_next_attempt_connects_again(
