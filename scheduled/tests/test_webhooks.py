@@ -447,6 +447,49 @@ def test_a_worker_killed_mid_delivery_delivers_again(queue, receiver, project):
     assert len({r.headers["webhook-id"] for r in received}) == 1
 
 
+def worker_backends(name: str) -> set[int]:
+    """The PostgreSQL backends of the worker whose libpq application name is `name` (not this
+    process's, whose pool holds more than the test's own connection)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND application_name = %s",
+            [name],
+        )
+        return {pid for (pid,) in cursor.fetchall()}
+
+
+def test_a_worker_keeps_its_database_connection_and_replaces_one_postgresql_dropped(
+    queue, receiver, project
+):
+    # Production's threads pool: Celery's Django fixup closes the connection after each task,
+    # which hands it back to the process's psycopg pool, kept open for the next message. When
+    # PostgreSQL drops it (a restart, an idle timeout), the next message fails on it once and
+    # is made again after a short backoff, on a new connection, rather than left to the relay.
+    webhook = hook(project, receiver.url())
+    name = f"worker-{queue}"
+    worker = start_worker({**worker_env(queue), "PGAPPNAME": name}, queue, pool="threads")
+    try:
+        for made, title in enumerate(("a", "b", "c"), start=1):
+            write(project, title)
+            assert wait(lambda: attempts(webhook) == [(1, "succeeded")] * made)  # noqa: B023
+            if made == 1:
+                kept = worker_backends(name)
+        assert kept
+        assert worker_backends(name) == kept  # the same connection, not one per message
+
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", [list(kept)]
+            )
+        write(project, "d")
+        assert wait(lambda: attempts(webhook) == [(1, "succeeded")] * 4, timeout=20)
+        assert worker_backends(name).isdisjoint(kept)
+    finally:
+        output = stop(worker)
+    assert len(receiver.received) == 4, output
+
+
 def test_redeliver_sends_the_event_again_as_a_new_attempt_1(worker, receiver, project):
     webhook = hook(project, receiver.url())
     write(project)
