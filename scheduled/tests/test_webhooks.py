@@ -3,6 +3,7 @@ receiver on 127.0.0.1 that checks every signature with the Standard Webhooks alg
 
 import functools
 import itertools
+import json
 import os
 import signal
 import socket
@@ -375,6 +376,38 @@ def test_a_pool_idle_for_its_time_is_closed_and_the_next_attempt_connects_again(
     first, second = receiver.wait_for(2)
     assert first.peer != second.peer  # the first's pool was closed after its attempt
     assert set(attempts(webhook)) == {(1, "succeeded")}
+
+
+def test_the_claim_finds_its_rows_by_primary_key_whatever_the_pending_backlog(queue, project):
+    # Statistics that say few rows are pending (taken before a burst of writes) made the
+    # planner AND the primary key with the relay's partial index of pending rows, which a claim
+    # then read whole, every pending (and dead) entry, at every message.
+    webhook = hook(project, "http://127.0.0.1:9/hook")
+    event = Event.objects.create(
+        project_id=project.pk, seq=1, type="task.created", occurred_at=timezone.now(), data={}
+    )
+
+    def log(count: int, status: str) -> list[int]:
+        rows = WebhookDelivery.objects.bulk_create(
+            WebhookDelivery(webhook=webhook, event_id=event.id, attempt=1, due_at=event.occurred_at)
+            for _ in range(count)
+        )
+        WebhookDelivery.objects.filter(pk__in=[r.pk for r in rows]).update(status=status)
+        return [r.pk for r in rows]
+
+    log(2000, "succeeded")
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE common_webhookdelivery")  # none pending, it says
+    backlog = log(5000, "pending")
+    now = timezone.now()
+    params = {"now": now, "claim": "c", "ids": backlog[-10:], "lapsed": now}
+
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (FORMAT JSON) " + scheduled_webhooks._CLAIM, params)
+        plan = json.dumps(cursor.fetchone()[0])
+
+    assert "common_webhookdelivery_pkey" in plan
+    assert "delivery_pending_due_idx" not in plan
 
 
 def test_a_write_that_rolls_back_leaves_no_delivery(queue, receiver, project):
