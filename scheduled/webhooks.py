@@ -32,6 +32,7 @@ import random
 import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -65,6 +66,7 @@ SEND_TIMEOUT_SECONDS = 5  # waiting for a free producer of the pool
 # theirs, so one they are closing is not reused; a pool idle that long is closed.
 KEEPALIVE_SECONDS = 4.0
 POOL_IDLE_SECONDS = KEEPALIVE_SECONDS
+LOOKUPS_MAX = 64  # a process's address look-ups at once (a message has at most BATCH)
 RETRY_ONCE = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 
 Status = WebhookDelivery.Status
@@ -376,6 +378,10 @@ class _Sender:
         self.busy: Counter[tuple] = Counter()  # a pool's attempts in flight: never closed then
         self.swept = time.monotonic()
         self.tls = httpx.create_ssl_context()  # loading the CA bundle once, not per pool
+        # The look-ups (asyncio.to_thread) of every thread's attempts: threads enough for them
+        # all at once (made as needed), so names slow to resolve do not queue the others.
+        lookups = ThreadPoolExecutor(LOOKUPS_MAX, thread_name_prefix="webhook-lookup")
+        self.loop.set_default_executor(lookups)
         thread = threading.Thread(target=self.loop.run_forever, name="webhook-sender", daemon=True)
         thread.start()
 
