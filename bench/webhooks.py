@@ -13,8 +13,8 @@ settings), each message carrying the deliveries of one write.
 Reference: --workers processes of bench/_webhooks_reference.py, each posting its share of the
 same number of signed POSTs (an envelope-sized body, a webhook-id each, the Standard Webhooks
 signature) on --threads kept-alive httpx.AsyncClients, --webhooks at a time on each: the same
-concurrency as the workers (a process each, in it a connection pool per thread with a write's
-deliveries at once in each).
+concurrency as the workers (a process each, in it one event loop, as the worker's for its
+threads' attempts, with --threads messages of a write's deliveries at once).
 
 Throughput: --events events logged while no worker runs, then the workers start; deliveries a
 second = deliveries / (last arrival - first arrival), the same measure as the reference's, which

@@ -39,10 +39,21 @@ def run_job(name: str, **params) -> dict:
     return run(name, **params)
 
 
-@app.task(name="scheduled.deliver_webhooks", bind=True)
+# Likewise a webhook message the database failed (a connection PostgreSQL dropped, which the
+# pool replaces once it is handed back): made again at once or within a second or two, under
+# the same task id, so its claim is its own, instead of waiting minutes for the relay.
+@app.task(
+    name="scheduled.deliver_webhooks",
+    bind=True,
+    autoretry_for=(DatabaseError,),
+    retry_backoff=1,
+    retry_backoff_max=30,
+    retry_jitter=True,
+    max_retries=5,
+)
 def deliver_webhooks(self, delivery_ids: list[int]) -> dict:
     """Make the webhook delivery attempts `delivery_ids` (scheduled.webhooks). The claim is this
-    task's id, the same when a dead worker's message is redelivered."""
+    task's id, the same when a dead worker's message is redelivered or the task is retried."""
     from scheduled.webhooks import deliver
 
     return deliver(delivery_ids, claim=self.request.id or "")

@@ -6,6 +6,7 @@ connected to, and the one test that connects goes to a receiver on 127.0.0.1).""
 
 import ipaddress
 import re
+import threading
 from unittest import mock
 
 import httpcore
@@ -157,3 +158,36 @@ def test_the_attempt_connects_to_the_address_it_checked_with_the_name_as_host(se
     assert request.headers["host"] == f"hooks.example.test:{receiver.port}"
     standard_webhooks_verify(Webhook.objects.get().secret, request.headers, request.body)
     assert deliver([delivery.pk], claim="test") == {"claimed": 0}  # done: never sent again
+
+
+@pytest.mark.django_db
+def test_a_messages_look_ups_run_at_once_not_a_few_at_a_time():
+    # Every worker thread's attempts share the process's loop, and its look-ups its threads:
+    # enough of them for a message's look-ups at once, so names slow to resolve (here each
+    # answers only once all are asked) do not hold up the others.
+    project = ProjectFactory()
+    count = 20
+    with answering("93.184.216.34"):
+        for i in range(count):
+            url = f"https://h{i}.example.com/hook"
+            webhooks.webhook_create(actor=project.owner, project_id=project.pk, url=url)
+    services.task_create(actor=project.owner, project=project, title="t", due_date=timezone.now())
+    ids = list(WebhookDelivery.objects.values_list("pk", flat=True))
+    lock, all_asked = threading.Lock(), threading.Event()
+    asked: list[str] = []
+
+    def slow(host: str, port: int) -> list[webhooks.IPAddress]:
+        with lock:
+            asked.append(host)
+            if len(asked) == count:
+                all_asked.set()
+        all_asked.wait(timeout=5)
+        return [ipaddress.ip_address("10.0.0.7")]  # refused: nothing is connected to
+
+    with mock.patch("common.domain.webhooks.resolve", side_effect=slow):
+        assert deliver(ids, claim="test") == {"claimed": count, "succeeded": 0}
+
+    assert all_asked.is_set()
+    errors = set(WebhookDelivery.objects.values_list("error", flat=True))
+    assert len(errors) == count
+    assert all("resolves to 10.0.0.7, a private address" in error for error in errors)

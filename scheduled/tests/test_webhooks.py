@@ -1,7 +1,9 @@
 """Webhook delivery end to end: writes, the outbox, real RabbitMQ, real `celery worker`s, and a
 receiver on 127.0.0.1 that checks every signature with the Standard Webhooks algorithm itself."""
 
+import functools
 import itertools
+import json
 import os
 import signal
 import socket
@@ -298,6 +300,69 @@ def test_each_webhook_keeps_its_own_connections_even_on_one_host(queue, receiver
     assert set(attempts(first)) == set(attempts(second)) == {(1, "succeeded")}
 
 
+def in_thread(call: Callable[[], object]) -> object:
+    """`call()` on a thread of its own (a worker thread's), its database connection closed."""
+    result: list[object] = []
+
+    def run() -> None:
+        try:
+            result.append(call())
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(timeout=30)
+    return result[0] if result else None
+
+
+def pending_of(webhook: Webhook) -> list[int]:
+    rows = WebhookDelivery.objects.filter(status="pending", webhook=webhook)
+    return list(rows.values_list("pk", flat=True))
+
+
+def test_a_webhooks_connection_serves_its_next_message_whichever_thread_takes_it(
+    queue, receiver, project
+):
+    # One event loop per process sends the attempts of every worker thread: a webhook's
+    # kept-alive connection is reused by its next message, though another thread took it.
+    webhook = hook(project, receiver.url())
+    for title in ("a", "b"):
+        write(project, title)
+        ids = pending_of(webhook)
+        made = in_thread(functools.partial(deliver, ids, claim=title))
+        assert made == {"claimed": 1, "succeeded": 1}
+
+    first, second = receiver.wait_for(2)
+    assert first.peer == second.peer
+    assert set(attempts(webhook)) == {(1, "succeeded")}
+
+
+def test_a_pool_with_an_attempt_in_flight_outlives_another_messages_sweep(
+    queue, receiver, project, monkeypatch
+):
+    # Another thread's message ends (and sweeps the idle pools) while this one's attempt waits
+    # for its answer on the same loop: that attempt's pool is in use, and is not closed.
+    receiver.hang_seconds = 1.0  # under the timeout: an answer, late
+    receiver.plan("/slow", "hang")
+    slow, quick = hook(project, receiver.url("/slow")), hook(project, receiver.url("/quick"))
+    write(project)
+    slow_ids, quick_ids = pending_of(slow), pending_of(quick)
+    monkeypatch.setattr(scheduled_webhooks, "POOL_IDLE_SECONDS", 0.0)  # every pool idle at once
+    outcomes: list[object] = []
+    waiting = threading.Thread(
+        target=lambda: outcomes.append(in_thread(lambda: deliver(slow_ids, claim="slow")))
+    )
+    waiting.start()
+    assert receiver.wait_for(1, "/slow")  # in flight
+
+    assert deliver(quick_ids, claim="quick") == {"claimed": 1, "succeeded": 1}
+    waiting.join(timeout=30)
+
+    assert outcomes == [{"claimed": 1, "succeeded": 1}]
+    assert attempts(slow) == attempts(quick) == [(1, "succeeded")]
+
+
 def test_a_pool_idle_for_its_time_is_closed_and_the_next_attempt_connects_again(
     queue, receiver, project, monkeypatch
 ):
@@ -311,6 +376,38 @@ def test_a_pool_idle_for_its_time_is_closed_and_the_next_attempt_connects_again(
     first, second = receiver.wait_for(2)
     assert first.peer != second.peer  # the first's pool was closed after its attempt
     assert set(attempts(webhook)) == {(1, "succeeded")}
+
+
+def test_the_claim_finds_its_rows_by_primary_key_whatever_the_pending_backlog(queue, project):
+    # Statistics that say few rows are pending (taken before a burst of writes) made the
+    # planner AND the primary key with the relay's partial index of pending rows, which a claim
+    # then read whole, every pending (and dead) entry, at every message.
+    webhook = hook(project, "http://127.0.0.1:9/hook")
+    event = Event.objects.create(
+        project_id=project.pk, seq=1, type="task.created", occurred_at=timezone.now(), data={}
+    )
+
+    def log(count: int, status: str) -> list[int]:
+        rows = WebhookDelivery.objects.bulk_create(
+            WebhookDelivery(webhook=webhook, event_id=event.id, attempt=1, due_at=event.occurred_at)
+            for _ in range(count)
+        )
+        WebhookDelivery.objects.filter(pk__in=[r.pk for r in rows]).update(status=status)
+        return [r.pk for r in rows]
+
+    log(2000, "succeeded")
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE common_webhookdelivery")  # none pending, it says
+    backlog = log(5000, "pending")
+    now = timezone.now()
+    params = {"now": now, "claim": "c", "ids": backlog[-10:], "lapsed": now}
+
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (FORMAT JSON) " + scheduled_webhooks._CLAIM, params)
+        plan = json.dumps(cursor.fetchone()[0])
+
+    assert "common_webhookdelivery_pkey" in plan
+    assert "delivery_pending_due_idx" not in plan
 
 
 def test_a_write_that_rolls_back_leaves_no_delivery(queue, receiver, project):
@@ -381,6 +478,49 @@ def test_a_worker_killed_mid_delivery_delivers_again(queue, receiver, project):
 
     assert len(received) == 2, output  # at least once: the same event, the same webhook-id
     assert len({r.headers["webhook-id"] for r in received}) == 1
+
+
+def worker_backends(name: str) -> set[int]:
+    """The PostgreSQL backends of the worker whose libpq application name is `name` (not this
+    process's, whose pool holds more than the test's own connection)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND application_name = %s",
+            [name],
+        )
+        return {pid for (pid,) in cursor.fetchall()}
+
+
+def test_a_worker_keeps_its_database_connection_and_replaces_one_postgresql_dropped(
+    queue, receiver, project
+):
+    # Production's threads pool: Celery's Django fixup closes the connection after each task,
+    # which hands it back to the process's psycopg pool, kept open for the next message. When
+    # PostgreSQL drops it (a restart, an idle timeout), the next message fails on it once and
+    # is made again after a short backoff, on a new connection, rather than left to the relay.
+    webhook = hook(project, receiver.url())
+    name = f"worker-{queue}"
+    worker = start_worker({**worker_env(queue), "PGAPPNAME": name}, queue, pool="threads")
+    try:
+        for made, title in enumerate(("a", "b", "c"), start=1):
+            write(project, title)
+            assert wait(lambda: attempts(webhook) == [(1, "succeeded")] * made)  # noqa: B023
+            if made == 1:
+                kept = worker_backends(name)
+        assert kept
+        assert worker_backends(name) == kept  # the same connection, not one per message
+
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", [list(kept)]
+            )
+        write(project, "d")
+        assert wait(lambda: attempts(webhook) == [(1, "succeeded")] * 4, timeout=20)
+        assert worker_backends(name).isdisjoint(kept)
+    finally:
+        output = stop(worker)
+    assert len(receiver.received) == 4, output
 
 
 def test_redeliver_sends_the_event_again_as_a_new_attempt_1(worker, receiver, project):

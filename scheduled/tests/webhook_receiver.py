@@ -148,10 +148,11 @@ def start_receiver() -> Receiver:
     return receiver
 
 
-def start_worker(env: dict[str, str], queue: str) -> subprocess.Popen:
-    """A real `celery worker` on `queue` (prefork, two children), its output kept in a pipe."""
+def start_worker(env: dict[str, str], queue: str, pool: str = "prefork") -> subprocess.Popen:
+    """A real `celery worker` on `queue` (prefork, two children; or `pool`, such as production's
+    threads), its output kept in a pipe."""
     command = [sys.executable, "-m", "celery", "-A", "scheduled.celery", "worker"]
-    command += ["--queues", queue, "--concurrency", "2", "--loglevel", "info"]
+    command += ["--queues", queue, "--pool", pool, "--concurrency", "2", "--loglevel", "info"]
     command += ["--without-heartbeat", "--without-gossip", "--without-mingle"]
     command += ["--hostname", f"{queue}-{uuid.uuid4().hex[:6]}@%h"]  # a pidbox of its own
     return subprocess.Popen(
