@@ -17,6 +17,7 @@ import random
 import sys
 import threading
 import time
+from typing import Any
 
 import django_ses
 from botocore.config import Config
@@ -30,6 +31,7 @@ from scheduled.send_rate import send_rate
 logger = logging.getLogger(__name__)
 
 ATTEMPTS = 4
+MAX_THREADS = 32  # sending threads of one process that each keep an SES connection
 BACKOFF_SECONDS = 0.5
 BACKOFF_CAP_SECONDS = 8.0
 _THROTTLING_CODES = {"Throttling", "ThrottlingException", "TooManyRequestsException"}
@@ -58,6 +60,9 @@ class SESBackend(django_ses.SESBackend):
                 read_timeout=settings.SES_READ_TIMEOUT,
                 retries={"mode": "standard", "total_max_attempts": 1},
                 parameter_validation=False,
+                # Shared by a worker's threads: a connection each (beyond the pool's size,
+                # each send would open and drop one).
+                max_pool_connections=MAX_THREADS,
             ),
         )
         super().__init__(**kwargs)
@@ -101,25 +106,38 @@ class EmailUncertain(Exception):
     """The request went out but no answer came back: SES may or may not have sent it."""
 
 
-_threads = threading.local()
+# One email backend per process, its SES client shared by every thread: a botocore client is
+# thread-safe, and making one costs about 80 ms of CPU (a worker of 4 threads made 4, and one
+# more to read the quota; on a loaded machine each cost up to 0.3 s).
+_shared: tuple[tuple[str, str], Any] | None = None
+_shared_lock = threading.Lock()
 
 
-def thread_backend():
-    """This thread's email backend, opened once and kept: one SES client per worker thread,
-    never one per send or per job (making a botocore client costs about 80 ms of CPU). A
-    change of EMAIL_BACKEND or of SES's endpoint (tests) makes a new one."""
+def shared_backend():
+    """This process's email backend, opened once and kept: one SES client for every thread and
+    every send, never one per send or per job. A change of EMAIL_BACKEND or of SES's endpoint
+    (tests) makes a new one."""
+    global _shared
     key = (settings.EMAIL_BACKEND, getattr(settings, "AWS_SES_REGION_ENDPOINT_URL", ""))
-    kept = getattr(_threads, "backend", None)
+    kept = _shared
     if kept is None or kept[0] != key:
-        backend = get_connection()
-        backend.open()
-        _threads.backend = kept = (key, backend)
+        with _shared_lock:
+            kept = _shared
+            if kept is None or kept[0] != key:
+                backend = get_connection()
+                backend.open()
+                _shared = kept = (key, backend)
     return kept[1]
 
 
+thread_backend = shared_backend  # the name scheduled.summaries still calls it by
+
+
 def forget_backends() -> None:
-    """Drop this thread's kept backend (tests: a client made inside one SES mock, not another)."""
-    _threads.backend = None
+    """Drop the kept backend (tests: a client made inside one SES mock, not another)."""
+    global _shared
+    with _shared_lock:
+        _shared = None
 
 
 def send_email(*, to: str, subject: str, body: str, connection=None) -> str:

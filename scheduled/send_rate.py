@@ -141,19 +141,16 @@ def _paced() -> bool:
 
 
 def _account_rate() -> float | None:
-    """The account's MaxSendRate from SES's GetSendQuota, or None when SES does not answer."""
-    from django.core.mail import get_connection
+    """The account's MaxSendRate from SES's GetSendQuota, or None when SES does not answer.
+    Read through the process's one SES client, which its sends then use."""
+    from scheduled.email import shared_backend
 
-    backend = get_connection()
     try:
-        backend.open()
-        quota = backend.connection.get_send_quota()
+        quota = shared_backend().connection.get_send_quota()
         rate = float(quota["MaxSendRate"])
     except Exception as exc:
         logger.warning("send rate: GetSendQuota failed (%s); %s/s until read", exc, SANDBOX_RATE)
         return None
-    finally:
-        backend.close()
     logger.info("send rate: SES's MaxSendRate is %s/s", rate)
     return rate if rate > 0 else None
 

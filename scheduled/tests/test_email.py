@@ -2,16 +2,17 @@
 
 import importlib.util
 import sys
+import threading
 
 import django_ses
 import pytest
 
 from scheduled import email
-from scheduled.email import send_email, thread_backend
+from scheduled.email import send_email, shared_backend
 
 
 def test_the_ses_client_does_not_validate_parameters_nor_retry(ses):
-    client = thread_backend().connection
+    client = shared_backend().connection
 
     # Validated, a number where SES's model says string is refused before anything is sent.
     client.verify_email_identity(EmailAddress=123)  # sent as "123", and SES answers
@@ -25,6 +26,28 @@ def test_an_email_still_goes_out_unvalidated(ses):
     [message] = ses.messages()
     assert message["To"] == "a@example.com"
     assert message["Subject"] == "Hello"
+
+
+def test_every_thread_sends_through_the_processs_one_ses_client(ses, settings):
+    backends = []
+
+    def send(n: int) -> None:
+        backends.append(shared_backend())
+        send_email(to=f"t{n}@example.com", subject="s", body="b", connection=backends[-1])
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert len(backends) == 4
+    assert len({id(backend) for backend in backends}) == 1
+    assert len({id(backend.connection) for backend in backends}) == 1
+    assert sorted(ses.recipients()) == [f"t{n}@example.com" for n in range(4)]
+    assert shared_backend().connection.meta.config.max_pool_connections >= 4  # one each
+    settings.AWS_SES_REGION_ENDPOINT_URL = "http://127.0.0.1:1"  # another SES: another client
+    assert shared_backend() is not backends[0]
 
 
 @pytest.mark.skipif(

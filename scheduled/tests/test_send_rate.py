@@ -9,7 +9,6 @@ from unittest import mock
 import pytest
 from botocore.exceptions import ClientError
 from django.conf import settings as django_settings
-from django.core.mail import get_connection
 
 from bench._ses_stub import SESStub
 from scheduled import email, send_rate
@@ -32,6 +31,7 @@ def stub(settings):
     yield server
     server.stop()
     send_rate.reset()
+    email.forget_backends()  # its client points at this stub
 
 
 def take_all(limiters: list[SendRate], per_thread: int, threads_each: int) -> list[float]:
@@ -112,15 +112,16 @@ def test_sends_through_a_shared_bucket_are_never_throttled_unpaced_ones_are(stub
     unavailable: list[int] = []
 
     def send_from(threads: int, each: int) -> None:
+        backend = email.shared_backend()  # one SES client for every thread, as a worker has
+
         def work(n: int) -> None:
-            with get_connection() as backend:  # one SES client per thread, as a worker has
-                for i in range(each):
-                    try:
-                        email.send_email(
-                            to=f"t{n}-{i}@example.com", subject="s", body="b", connection=backend
-                        )
-                    except email.EmailUnavailable:
-                        unavailable.append(n)
+            for i in range(each):
+                try:
+                    email.send_email(
+                        to=f"t{n}-{i}@example.com", subject="s", body="b", connection=backend
+                    )
+                except email.EmailUnavailable:
+                    unavailable.append(n)
 
         workers = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
         for worker in workers:
