@@ -155,3 +155,39 @@ def test_a_throttled_send_is_retried_at_the_buckets_next_slot_without_backoff(se
     assert send.call_count == 2
     assert limiter.take.call_count == 2  # each attempt took its turn
     sleep.assert_not_called()  # the bucket, not a backoff, said when
+
+
+def test_a_process_reserves_a_batch_of_slots_in_one_round_trip(key, settings):
+    limiter = SendRate(settings.REDIS_URL, key, rate=1000)
+    calls = mock.Mock(wraps=limiter._script)
+    limiter._script = calls
+
+    started = time.monotonic()
+    for _ in range(2 * send_rate.BATCH):
+        time.sleep(max(limiter.reserve(), 0))
+
+    assert calls.call_count == 2  # one per batch, not one per send
+    assert time.monotonic() - started >= (2 * send_rate.BATCH - 1) / 1000  # still the rate
+
+
+def test_another_process_gets_the_slots_after_a_reserved_batch(key, settings):
+    first, other = (SendRate(settings.REDIS_URL, key, rate=100) for _ in range(2))
+
+    assert first.reserve() < 0.01  # its first slot now, BATCH - 1 more kept for its next sends
+    wait = other.reserve()
+
+    assert wait >= send_rate.BATCH / 100 - 0.01  # after the whole batch: one rate together
+
+
+def test_a_kept_slot_not_used_in_time_is_dropped_not_sent_on_late(key, settings):
+    limiter = SendRate(settings.REDIS_URL, key, rate=1000)
+    calls = mock.Mock(wraps=limiter._script)
+    limiter._script = calls
+    limiter.reserve()  # a batch: this slot, and BATCH - 1 kept
+
+    time.sleep(send_rate.STALE_SECONDS + 0.05)  # the kept ones are now too old to use
+    wait = limiter.reserve()
+
+    assert calls.call_count == 2  # a fresh batch, not a stale slot
+    assert wait >= 0
+    assert len(limiter._slots) == send_rate.BATCH - 1
