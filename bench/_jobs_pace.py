@@ -91,7 +91,8 @@ class _Backends:
 
     def look(self, first: bool = False) -> None:
         rows = self.db.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
+            " AND backend_type = 'client backend'",  # not autovacuum's, which comes and goes
             [self.database],
         ).fetchall()
         for (pid,) in rows:
