@@ -6,7 +6,8 @@ run's own, the seeded database's due reminders reset, one `send_due_reminders` s
 the seed's), and the wall time until every reminder is settled, beside the limit due / R. Each
 run is checked in the stub: every due task's email accepted, how many more than once, how many
 answers were `Throttling`; and in the database: every reminder `sent`. The kill run SIGKILLs one
-worker once KILL_AT of the emails are out and lets the others finish.
+worker once KILL_AT of the emails are out and lets the others finish. Beside the workers' CPU
+per email, their PostgreSQL sessions' and the stub's: on this machine they share its cores.
 """
 
 import json
@@ -67,15 +68,43 @@ def _connect(database: str) -> psycopg.Connection:
     return psycopg.connect(f"postgresql://postgres@{_procs.HOST}:5432/{database}")
 
 
-def _progress(database: str) -> tuple[int, int]:
+def _progress(db: psycopg.Connection) -> tuple[int, int]:
     """(reminders, of which still held by a run or chunk: not settled). A reminder released
     for a later run ("retry", "deferred") is settled for this one."""
-    with _connect(database) as db:
-        row = db.execute(
-            "SELECT count(*), count(*) FILTER (WHERE status = 'pending' AND claimed_at IS NOT NULL)"
-            " FROM common_reminder"
-        ).fetchone()
+    row = db.execute(
+        "SELECT count(*), count(*) FILTER (WHERE status = 'pending' AND claimed_at IS NOT NULL)"
+        " FROM common_reminder"
+    ).fetchone()
     return (row[0], row[1]) if row else (0, 0)
+
+
+class _Backends:
+    """The CPU of the bench database's PostgreSQL backends (the workers' sessions) during a run:
+    those open at its start from then, those opened during it whole (their start is the run's),
+    each as last seen (a session closed mid-run keeps what it used). Not this poller's own."""
+
+    def __init__(self, db: psycopg.Connection, database: str) -> None:
+        self.db, self.database = db, database
+        self.start: dict[int, float] = {}
+        self.last: dict[int, float] = {}
+        self.look(first=True)
+
+    def look(self, first: bool = False) -> None:
+        rows = self.db.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
+            " AND backend_type = 'client backend'",  # not autovacuum's, which comes and goes
+            [self.database],
+        ).fetchall()
+        for (pid,) in rows:
+            try:
+                cpu = _procs.cpu_seconds(pid)
+            except (FileNotFoundError, ProcessLookupError):  # gone meanwhile
+                continue
+            self.start.setdefault(pid, cpu if first else 0.0)
+            self.last[pid] = cpu
+
+    def seconds(self) -> float:
+        return sum(self.last[pid] - self.start[pid] for pid in self.last)
 
 
 def _outcomes(database: str) -> dict:
@@ -119,6 +148,10 @@ def one_run(
     ready_cpu = {worker.pid: _procs.cpu_seconds(worker.pid) for worker in started}
     app = Celery(broker=BROKER_URL)
     database = env["DATABASE_URL"].rsplit("/", 1)[1]
+    poller = _connect(database)
+    poller.autocommit = True
+    backends = _Backends(poller, database)
+    stub_cpu = _procs.cpu_seconds(stub.pid)
     killed_at = None
     try:
         begun = time.monotonic()
@@ -132,14 +165,18 @@ def one_run(
                 if accepted >= pace.due * KILL_AT:
                     os.kill(started[0].pid, signal.SIGKILL)
                     killed_at = accepted
-            total, pending = _progress(database)
+            total, pending = _progress(poller)
+            backends.look()
             if total >= pace.due and pending == 0:
                 break
             time.sleep(0.25)
         wall = time.monotonic() - begun
         alive = [worker for worker in started if worker.process.poll() is None]
         cpu = sum(_procs.cpu_seconds(w.pid) - ready_cpu[w.pid] for w in alive)
+        backends.look()
+        stub_cpu = _procs.cpu_seconds(stub.pid) - stub_cpu
     finally:
+        poller.close()
         for worker in started:
             if worker.process.poll() is None:
                 worker.process.terminate()
@@ -161,6 +198,10 @@ def one_run(
         # the surviving workers' CPU (user + system) from ready to settled, per email they
         # sent: what caps the rate on a machine with few cores
         "worker_cpu_ms_per_email": 1000 * cpu / max(1, stats["accepted"] - (killed_at or 0)),
+        # beside it, on the same cores: the workers' PostgreSQL sessions and the SES stub (which
+        # SES's own machines would be), per email accepted
+        "postgres_cpu_ms_per_email": 1000 * backends.seconds() / max(1, stats["accepted"]),
+        "stub_cpu_ms_per_email": 1000 * stub_cpu / max(1, stats["accepted"]),
         "throttled_answers": stats["throttled"],
         "tasks_emailed": len(counts),
         "tasks_twice": sorted(int(k.split(":")[1]) for k, n in counts.items() if n == 2),

@@ -169,7 +169,8 @@ def print_pace(pace: dict, args: argparse.Namespace) -> None:
     )
     headers = ("workers", "wall s", "limit s", "ratio", "sustained /s", "x R", "goal", "met",
                "throttled answers", "throttled outcomes", "emailed", "twice",
-               "not sent", "worker CPU ms/email")  # fmt: skip
+               "not sent", "worker CPU ms/email", "PostgreSQL CPU ms/email",
+               "stub CPU ms/email")  # fmt: skip
     rows = []
     most = max(args.workers)
     for run in pace["runs"]:
@@ -191,7 +192,9 @@ def print_pace(pace: dict, args: argparse.Namespace) -> None:
                      f"{run['wall_s'] / pace['limit_s']:.2f}", f"{rate:.1f}",
                      f"{rate / args.rate:.2f}", goal, verdict(met), run["throttled_answers"],
                      run["throttled_outcomes"], run["tasks_emailed"], len(run["tasks_twice"]),
-                     not_sent, f"{run['worker_cpu_ms_per_email']:.1f}"])  # fmt: skip
+                     not_sent, f"{run['worker_cpu_ms_per_email']:.1f}",
+                     f"{run['postgres_cpu_ms_per_email']:.1f}",
+                     f"{run['stub_cpu_ms_per_email']:.2f}"])  # fmt: skip
     print_table(rows, headers)
     for name, lines in pace["problems"].items():
         if lines:

@@ -45,6 +45,9 @@ def test_jobs_sends_one_email_per_due_task_and_stores_every_summary() -> None:
         assert run["tasks_more"] == 0
         assert run["wall_s"] > 0
         assert run["sustained_per_s"] > 0
+        assert run["worker_cpu_ms_per_email"] > 0
+        assert run["postgres_cpu_ms_per_email"] > 0  # the workers' sessions, on this machine
+        assert run["stub_cpu_ms_per_email"] > 0
     assert paced["tasks_twice"] == []  # exactly once
     assert killed["killed_after"] is not None
     assert set(killed["tasks_twice"]) <= set(killed["uncertain_tasks"])  # only what was in flight

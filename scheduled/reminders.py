@@ -54,7 +54,7 @@ from scheduled.email import (
     EmailUnavailable,
     EmailUncertain,
     send_email,
-    thread_backend,
+    shared_backend,
 )
 from scheduled.schedule import SCHEDULE
 from scheduled.send_rate import send_rate
@@ -113,7 +113,7 @@ def _deliver_all(claimed: list[tuple[int, int]], claim: Claim) -> dict[str, int]
     # Half the soft time limit: a send that has started (retries, a slow SES) has time to end.
     deadline = time.monotonic() + settings.CELERY_TASK_SOFT_TIME_LIMIT / 2
     outcomes: Counter[str] = Counter()
-    email_backend = thread_backend()  # this thread's one SES client
+    email_backend = shared_backend()  # the process's one SES client
     for index, (reminder_id, uncertain) in enumerate(claimed):
         if time.monotonic() >= deadline:
             ids = [reminder_id for reminder_id, _ in claimed[index:]]

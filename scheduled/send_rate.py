@@ -10,6 +10,11 @@ The bucket is a GCRA, as one Lua script (atomic, on Redis's own clock, so worker
 matter): each call reserves the next free slot, 1/rate after the previous one, and answers how
 long to wait for it; BURST slots may be taken at once after a quiet spell. A reservation is kept
 even if its caller dies before sending (the fleet loses one slot, never exceeds the rate).
+A process reserves BATCH consecutive slots in one call and hands them to its next sends, one
+each: a Redis round trip per BATCH emails, not per email. A slot is used no later than
+STALE_SECONDS after its time, else dropped (the fleet loses it): the sends in any span of time
+are then at most the slots in it and STALE_SECONDS before it, so the fleet exceeds the rate by
+at most rate x STALE_SECONDS sends, well within what SES counts per second.
 
 Redis down: no email is lost and none is held back. This process paces itself with the same
 bucket in memory, at the whole rate, logs it once, and tries Redis again every RECHECK_SECONDS.
@@ -21,6 +26,7 @@ later run): throttling paces the fleet until Redis is back.
 import logging
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 
 import redis
@@ -31,24 +37,28 @@ from common.infra.redis_clients import shared_redis
 logger = logging.getLogger(__name__)
 
 BURST = 1.0  # slots that may be taken at once: SES counts per second, we keep to the rate
+BATCH = 4  # slots a process reserves at once (a worker's threads)
+STALE_SECONDS = 0.1  # a reserved slot not used this long after its time is dropped
 RECHECK_SECONDS = 5.0  # with Redis down, how often to try it again
 SANDBOX_RATE = 1.0  # SES's rate for a new account: used while GetSendQuota cannot be read
 QUOTA_RECHECK_SECONDS = 60.0
 
 # KEYS[1]: the bucket's key (its theoretical arrival time, in microseconds of Redis's clock).
-# ARGV[1]: microseconds between sends (1e6 / rate); ARGV[2]: burst tolerance in microseconds.
-# Returns the microseconds to wait before sending.
+# ARGV[1]: microseconds between sends (1e6 / rate); ARGV[2]: burst tolerance in microseconds;
+# ARGV[3]: how many consecutive slots to reserve (1 if absent).
+# Returns the microseconds to wait for the first; the others follow it, one interval apart.
 _RESERVE = """
 local now = redis.call('TIME')
 now = tonumber(now[1]) * 1000000 + tonumber(now[2])
 local interval = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
+local count = tonumber(ARGV[3] or 1)
 local tat = tonumber(redis.call('GET', KEYS[1]) or 0)
 if tat < now then tat = now end
 local at = tat - tolerance
 if at < now then at = now end
-local ttl = math.ceil((tat + interval - now) / 1000) + 1000
-redis.call('SET', KEYS[1], tostring(tat + interval), 'PX', ttl)
+local ttl = math.ceil((tat + count * interval - now) / 1000) + 1000
+redis.call('SET', KEYS[1], tostring(tat + count * interval), 'PX', ttl)
 return at - now
 """
 
@@ -76,6 +86,7 @@ class SendRate:
         self._quota_read_at = 0.0
         self._lock = threading.Lock()
         self._local = _LocalBucket()
+        self._slots: deque[float] = deque()  # reserved in Redis, not yet used (monotonic times)
         self._redis_down_since: float | None = None
         # The process's one client of that Redis (0.5 s timeouts, no retries), as the cache's.
         self._client = shared_redis(url).client if url else None
@@ -104,19 +115,31 @@ class SendRate:
         """Reserve the next slot; return the seconds until it (0: now)."""
         rate = self.rate()
         if self._script is not None and self._redis_usable():
-            try:
-                wait_us = self._script(
-                    keys=[self.key], args=[int(1e6 / rate), int((BURST - 1) * 1e6 / rate)]
-                )
-            except (redis.RedisError, OSError) as exc:
-                self._redis_failed(exc)
-            else:
-                if self._redis_down_since is not None:
-                    logger.warning("send rate: Redis is back, the fleet shares one bucket again")
-                    self._redis_down_since = None
-                return int(wait_us) / 1e6
+            with self._lock:  # one thread at a time takes a kept slot or reserves more
+                now = time.monotonic()
+                while self._slots and self._slots[0] < now - STALE_SECONDS:
+                    self._slots.popleft()  # too late to use: dropped, never sent on
+                if not self._slots and (first := self._reserve_in_redis(rate)) is not None:
+                    self._slots.extend(now + first + i / rate for i in range(BATCH))
+                if self._slots:
+                    return max(0.0, self._slots.popleft() - now)
         with self._lock:
             return self._local.reserve(rate)
+
+    def _reserve_in_redis(self, rate: float) -> float | None:
+        """Reserve BATCH slots in the shared bucket: the seconds until the first (None: Redis
+        failed)."""
+        try:
+            wait_us = self._script(
+                keys=[self.key], args=[int(1e6 / rate), int((BURST - 1) * 1e6 / rate), BATCH]
+            )
+        except (redis.RedisError, OSError) as exc:
+            self._redis_failed(exc)
+            return None
+        if self._redis_down_since is not None:
+            logger.warning("send rate: Redis is back, the fleet shares one bucket again")
+            self._redis_down_since = None
+        return int(wait_us) / 1e6
 
     def _redis_usable(self) -> bool:
         down = self._redis_down_since
@@ -141,19 +164,16 @@ def _paced() -> bool:
 
 
 def _account_rate() -> float | None:
-    """The account's MaxSendRate from SES's GetSendQuota, or None when SES does not answer."""
-    from django.core.mail import get_connection
+    """The account's MaxSendRate from SES's GetSendQuota, or None when SES does not answer.
+    Read through the process's one SES client, which its sends then use."""
+    from scheduled.email import shared_backend
 
-    backend = get_connection()
     try:
-        backend.open()
-        quota = backend.connection.get_send_quota()
+        quota = shared_backend().connection.get_send_quota()
         rate = float(quota["MaxSendRate"])
     except Exception as exc:
         logger.warning("send rate: GetSendQuota failed (%s); %s/s until read", exc, SANDBOX_RATE)
         return None
-    finally:
-        backend.close()
     logger.info("send rate: SES's MaxSendRate is %s/s", rate)
     return rate if rate > 0 else None
 

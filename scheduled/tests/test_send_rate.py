@@ -9,7 +9,6 @@ from unittest import mock
 import pytest
 from botocore.exceptions import ClientError
 from django.conf import settings as django_settings
-from django.core.mail import get_connection
 
 from bench._ses_stub import SESStub
 from scheduled import email, send_rate
@@ -32,6 +31,7 @@ def stub(settings):
     yield server
     server.stop()
     send_rate.reset()
+    email.forget_backends()  # its client points at this stub
 
 
 def take_all(limiters: list[SendRate], per_thread: int, threads_each: int) -> list[float]:
@@ -112,15 +112,16 @@ def test_sends_through_a_shared_bucket_are_never_throttled_unpaced_ones_are(stub
     unavailable: list[int] = []
 
     def send_from(threads: int, each: int) -> None:
+        backend = email.shared_backend()  # one SES client for every thread, as a worker has
+
         def work(n: int) -> None:
-            with get_connection() as backend:  # one SES client per thread, as a worker has
-                for i in range(each):
-                    try:
-                        email.send_email(
-                            to=f"t{n}-{i}@example.com", subject="s", body="b", connection=backend
-                        )
-                    except email.EmailUnavailable:
-                        unavailable.append(n)
+            for i in range(each):
+                try:
+                    email.send_email(
+                        to=f"t{n}-{i}@example.com", subject="s", body="b", connection=backend
+                    )
+                except email.EmailUnavailable:
+                    unavailable.append(n)
 
         workers = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
         for worker in workers:
@@ -154,3 +155,39 @@ def test_a_throttled_send_is_retried_at_the_buckets_next_slot_without_backoff(se
     assert send.call_count == 2
     assert limiter.take.call_count == 2  # each attempt took its turn
     sleep.assert_not_called()  # the bucket, not a backoff, said when
+
+
+def test_a_process_reserves_a_batch_of_slots_in_one_round_trip(key, settings):
+    limiter = SendRate(settings.REDIS_URL, key, rate=1000)
+    calls = mock.Mock(wraps=limiter._script)
+    limiter._script = calls
+
+    started = time.monotonic()
+    for _ in range(2 * send_rate.BATCH):
+        time.sleep(max(limiter.reserve(), 0))
+
+    assert calls.call_count == 2  # one per batch, not one per send
+    assert time.monotonic() - started >= (2 * send_rate.BATCH - 1) / 1000  # still the rate
+
+
+def test_another_process_gets_the_slots_after_a_reserved_batch(key, settings):
+    first, other = (SendRate(settings.REDIS_URL, key, rate=100) for _ in range(2))
+
+    assert first.reserve() < 0.01  # its first slot now, BATCH - 1 more kept for its next sends
+    wait = other.reserve()
+
+    assert wait >= send_rate.BATCH / 100 - 0.01  # after the whole batch: one rate together
+
+
+def test_a_kept_slot_not_used_in_time_is_dropped_not_sent_on_late(key, settings):
+    limiter = SendRate(settings.REDIS_URL, key, rate=1000)
+    calls = mock.Mock(wraps=limiter._script)
+    limiter._script = calls
+    limiter.reserve()  # a batch: this slot, and BATCH - 1 kept
+
+    time.sleep(send_rate.STALE_SECONDS + 0.05)  # the kept ones are now too old to use
+    wait = limiter.reserve()
+
+    assert calls.call_count == 2  # a fresh batch, not a stale slot
+    assert wait >= 0
+    assert len(limiter._slots) == send_rate.BATCH - 1
