@@ -130,9 +130,6 @@ def shared_backend():
     return kept[1]
 
 
-thread_backend = shared_backend  # the name scheduled.summaries still calls it by
-
-
 def forget_backends() -> None:
     """Drop the kept backend (tests: a client made inside one SES mock, not another)."""
     global _shared

@@ -33,7 +33,7 @@ from scheduled.email import (
     EmailUnavailable,
     EmailUncertain,
     send_email,
-    thread_backend,
+    shared_backend,
 )
 
 logger = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def generate_project_summaries(*, now: datetime | None = None) -> dict:
 
 def email_summaries(*, report_ids: list[int]) -> dict:
     """Email the owners of these reports, each at most once."""
-    email_backend = thread_backend()  # this thread's one SES client
+    email_backend = shared_backend()  # the process's one SES client
     return dict(Counter(_email(report_id, email_backend) for report_id in report_ids))
 
 
