@@ -9,7 +9,7 @@ import re
 import threading
 from unittest import mock
 
-import httpcore
+import aiohttp
 import pytest
 from django.utils import timezone
 
@@ -124,7 +124,7 @@ def test_a_dns_answer_that_changes_after_the_save_is_refused_at_the_attempt():
     services.task_create(actor=project.owner, project=project, title="t", due_date=timezone.now())
     [delivery] = WebhookDelivery.objects.filter(webhook=webhook)
 
-    sending = mock.patch.object(httpcore.AsyncConnectionPool, "handle_async_request")
+    sending = mock.patch.object(aiohttp.BaseConnector, "connect")
     with answering("10.0.0.7") as resolve, sending as send:
         assert deliver([delivery.pk], claim="test") == {"claimed": 1, "succeeded": 0}
 

@@ -2,6 +2,7 @@
 receiver on 127.0.0.1 that checks every signature with the Standard Webhooks algorithm itself."""
 
 import functools
+import ipaddress
 import itertools
 import json
 import os
@@ -277,26 +278,37 @@ def test_each_webhook_gets_only_the_events_it_asks_for(worker, receiver, project
     assert len(attempts(everything)) == 2
 
 
-def test_each_webhook_keeps_its_own_connections_even_on_one_host(queue, receiver, project):
-    # httpcore's pool checks each connection it holds as each request enters and leaves, so the
-    # deliveries of a message, to different webhooks, go on a pool each, not one for the host.
-    # A webhook's next attempt reuses its kept-alive connection, whatever went before it.
+def test_attempts_to_one_name_and_address_reuse_a_kept_alive_connection(
+    queue, receiver, project, monkeypatch
+):
+    # A message's attempts, and the next message's, to webhooks on one host name and address
+    # share the process's kept-alive connections; the same address under another name gets
+    # connections of its own (Host and TLS server name are the name's).
     first, second = hook(project, receiver.url("/first")), hook(project, receiver.url("/second"))
+    other_name = receiver.url("/named").replace("127.0.0.1", "hooks.example.test")
+    loopback = [ipaddress.ip_address("127.0.0.1")]
+    monkeypatch.setattr(webhooks, "resolve", lambda host, port: loopback)  # a name DNS never knew
+    named = hook(project, other_name)
 
     def pending(*webhooks: Webhook) -> list[int]:
         rows = WebhookDelivery.objects.filter(status="pending", webhook__in=webhooks)
         return list(rows.values_list("pk", flat=True))
 
     write(project, "a")
-    assert deliver(pending(first, second), claim="a") == {"claimed": 2, "succeeded": 2}
+    assert deliver(pending(first), claim="a") == {"claimed": 1, "succeeded": 1}
+    assert deliver(pending(second), claim="a") == {"claimed": 1, "succeeded": 1}
+    assert deliver(pending(named), claim="a") == {"claimed": 1, "succeeded": 1}
     write(project, "b")
     assert deliver(pending(second), claim="b") == {"claimed": 1, "succeeded": 1}
-    assert deliver(pending(first), claim="b") == {"claimed": 1, "succeeded": 1}
+    assert deliver(pending(first, named), claim="b") == {"claimed": 2, "succeeded": 2}
 
-    received = receiver.wait_for(4)
-    peers = {path: {r.peer for r in received if r.path == path} for path in ("/first", "/second")}
-    assert [len(peers["/first"]), len(peers["/second"])] == [1, 1]  # one connection each
-    assert peers["/first"] != peers["/second"]
+    received = receiver.wait_for(6)
+    by_ip = {r.peer for r in received if r.path in ("/first", "/second")}
+    by_name = {r.peer for r in received if r.path == "/named"}
+    assert len(by_ip) == 1  # one connection, kept alive across webhooks and messages
+    assert len(by_name) == 1
+    assert by_name != by_ip
+    assert {r.headers["host"] for r in received if r.path == "/named"} == {other_name.split("/")[2]}
     assert set(attempts(first)) == set(attempts(second)) == {(1, "succeeded")}
 
 
