@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import random
+import ssl
 import threading
 import time
 from collections import Counter
@@ -377,6 +378,7 @@ class _Sender:
         self.used: dict[tuple, float] = {}  # a session's last use (monotonic)
         self.busy: Counter[tuple] = Counter()  # a session's attempts in flight: never closed then
         self.swept = time.monotonic()
+        self.tls = ssl.create_default_context()  # the system's CAs, the name checked
         # The look-ups (asyncio.to_thread) of every thread's attempts: threads enough for them
         # all at once (made as needed), so names slow to resolve do not queue the others.
         lookups = ThreadPoolExecutor(LOOKUPS_MAX, thread_name_prefix="webhook-lookup")
@@ -478,6 +480,7 @@ class _Sender:
                 data=attempt.body,
                 headers=headers,
                 allow_redirects=False,
+                ssl=self.tls if target.scheme == "https" else True,
                 server_hostname=target.host if target.scheme == "https" else None,
             ) as response:
                 read = 0

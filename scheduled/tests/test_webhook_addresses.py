@@ -2,11 +2,15 @@
 IPv6, a name that resolves to a private address, and an answer that changes between the save
 and the attempt. Only the resolver (common.domain.webhooks.resolve) is replaced, to answer
 what a hostile DNS would; no connection leaves this machine (a refused address is never
-connected to, and the one test that connects goes to a receiver on 127.0.0.1)."""
+connected to, and the tests that connect go to a receiver on 127.0.0.1, over TLS in one)."""
 
+import datetime
 import ipaddress
 import re
+import ssl
+import tempfile
 import threading
+from pathlib import Path
 from unittest import mock
 
 import aiohttp
@@ -16,6 +20,7 @@ from django.utils import timezone
 from common.domain import services, webhooks
 from common.domain.models import Webhook, WebhookDelivery
 from common.tests.factories import ProjectFactory
+from scheduled import webhooks as scheduled_webhooks
 from scheduled.tests.webhook_receiver import standard_webhooks_verify, start_receiver
 from scheduled.webhooks import deliver
 
@@ -191,3 +196,87 @@ def test_a_messages_look_ups_run_at_once_not_a_few_at_a_time():
     errors = set(WebhookDelivery.objects.values_list("error", flat=True))
     assert len(errors) == count
     assert all("resolves to 10.0.0.7, a private address" in error for error in errors)
+
+
+def certificate_for(name: str) -> tuple[ssl.SSLContext, str]:
+    """(A server context holding a certificate for `name`, the PEM of the CA that signed it)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def made(subject: str, issuer: str, key, signer, ca: bool):
+        now = datetime.datetime.now(datetime.UTC)
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.DNSName(subject)]), False
+            )
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = made("Taskwire test CA", "Taskwire test CA", ca_key, ca_key, ca=True)
+    leaf = made(name, "Taskwire test CA", key, ca_key, ca=False)
+    pem = serialization.Encoding.PEM
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    with tempfile.TemporaryDirectory() as folder:
+        chain, private = Path(folder, "chain.pem"), Path(folder, "key.pem")
+        chain.write_bytes(leaf.public_bytes(pem))
+        private.write_bytes(
+            key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        )
+        server.load_cert_chain(chain, private)
+    return server, ca.public_bytes(pem).decode()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("certified", "delivered"), [("hooks.example.test", True), ("other.test", False)]
+)
+def test_https_connects_to_the_checked_address_and_verifies_the_urls_name(
+    settings, monkeypatch, certified, delivered
+):
+    """TLS to the address the check returned, with the URL's name as the server name it sends
+    and the name the certificate must carry: a certificate for another name is refused."""
+    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True  # the receiver is on 127.0.0.1
+    server_tls, ca = certificate_for(certified)
+    names: list[str | None] = []
+    server_tls.sni_callback = lambda sock, name, context: names.append(name)
+    receiver = start_receiver(tls=server_tls)
+    sender = scheduled_webhooks._Sender()  # a process's own, trusting the test's CA
+    sender.tls.load_verify_locations(cadata=ca)
+    monkeypatch.setattr(scheduled_webhooks, "_process_sender", sender)
+    project = ProjectFactory()
+    url = f"https://hooks.example.test:{receiver.port}/hook"  # a name no DNS knows
+    with answering("127.0.0.1"):
+        webhooks.webhook_create(actor=project.owner, project_id=project.pk, url=url)
+    services.task_create(actor=project.owner, project=project, title="t", due_date=timezone.now())
+    [delivery] = WebhookDelivery.objects.all()
+
+    try:
+        with answering("127.0.0.1"):
+            outcome = deliver([delivery.pk], claim="test")
+    finally:
+        receiver.close()
+        sender.close()
+
+    assert names == ["hooks.example.test"]  # SNI: the URL's name, not the address
+    delivery.refresh_from_db()
+    if delivered:
+        assert outcome == {"claimed": 1, "succeeded": 1}
+        [request] = receiver.received
+        assert request.headers["host"] == f"hooks.example.test:{receiver.port}"
+    else:
+        assert outcome == {"claimed": 1, "succeeded": 0}
+        assert delivery.error.startswith("Could not connect")
+        assert "certificate" in delivery.error
+        assert receiver.received == []

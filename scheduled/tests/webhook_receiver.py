@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import os
+import ssl
 import subprocess
 import sys
 import threading
@@ -112,7 +113,8 @@ class Receiver:
         self.server.server_close()
 
 
-def start_receiver() -> Receiver:
+def start_receiver(tls: ssl.SSLContext | None = None) -> Receiver:
+    """A receiver on 127.0.0.1; with `tls`, an https one (the context holds its certificate)."""
     receiver: Receiver
 
     class Handler(BaseHTTPRequestHandler):
@@ -143,6 +145,10 @@ def start_receiver() -> Receiver:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
+    if tls is not None:  # the handshake in each request's thread, not the accepting one's
+        server.socket = tls.wrap_socket(
+            server.socket, server_side=True, do_handshake_on_connect=False
+        )
     receiver = Receiver(server)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return receiver
