@@ -154,7 +154,7 @@ _LOG_MANY = f"""
         SELECT * FROM jsonb_to_recordset(%(items)s::jsonb) AS item(project bigint, data jsonb)
     ), seq AS (
         UPDATE common_project SET event_seq = event_seq + 1 WHERE id IN (
-            SELECT id FROM common_project WHERE id IN (SELECT project FROM item)
+            SELECT id FROM common_project WHERE id = ANY(%(projects)s::bigint[])
             ORDER BY id FOR NO KEY UPDATE
         )
         RETURNING id, event_seq
@@ -172,6 +172,7 @@ def _log_many_in_one_statement(type, items, now, actor) -> tuple[list[Event], li
     """The events, and the ids of the webhook deliveries logged with them."""
     payload = [{"project": project_id, "data": data} for project_id, data in items]
     params = {"items": json.dumps(payload), "type": type, "now": now, "actor": actor}
+    params["projects"] = [project_id for project_id, _ in items]
     with connection.cursor() as cursor:
         cursor.execute(_LOG_MANY, params)
         rows = cursor.fetchall()
