@@ -167,7 +167,9 @@ def test_a_process_reserves_a_batch_of_slots_in_one_round_trip(key, settings):
         time.sleep(max(limiter.reserve(), 0))
 
     assert calls.call_count == 2  # one per batch, not one per send
-    assert time.monotonic() - started >= (2 * send_rate.BATCH - 1) / 1000  # still the rate
+    # Still the rate: the slots of 8 sends span 7 intervals, less a little, for the second
+    # batch's start is counted on Redis's clock (TIME) and its slots on this process's.
+    assert time.monotonic() - started >= (2 * send_rate.BATCH - 1) / 1000 - 0.001
 
 
 def test_another_process_gets_the_slots_after_a_reserved_batch(key, settings):
