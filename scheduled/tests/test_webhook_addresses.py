@@ -20,7 +20,7 @@ from django.utils import timezone
 from common.domain import services, webhooks
 from common.domain.models import Webhook, WebhookDelivery
 from common.tests.factories import ProjectFactory
-from scheduled import webhooks as scheduled_webhooks
+from scheduled import webhook_sender
 from scheduled.tests.webhook_receiver import standard_webhooks_verify, start_receiver
 from scheduled.webhooks import deliver
 
@@ -252,9 +252,9 @@ def test_https_connects_to_the_checked_address_and_verifies_the_urls_name(
     names: list[str | None] = []
     server_tls.sni_callback = lambda sock, name, context: names.append(name)
     receiver = start_receiver(tls=server_tls)
-    sender = scheduled_webhooks._Sender()  # a process's own, trusting the test's CA
+    sender = webhook_sender.Sender()  # a process's own, trusting the test's CA
     sender.tls.load_verify_locations(cadata=ca)
-    monkeypatch.setattr(scheduled_webhooks, "_process_sender", sender)
+    monkeypatch.setattr(webhook_sender, "_process_sender", sender)
     project = ProjectFactory()
     url = f"https://hooks.example.test:{receiver.port}/hook"  # a name no DNS knows
     with answering("127.0.0.1"):

@@ -25,6 +25,7 @@ from common.domain.events import envelope
 from common.domain.models import Event, Webhook, WebhookDelivery
 from common.infra.event_push import encode
 from common.tests.factories import ProjectFactory, UserFactory
+from scheduled import webhook_sender
 from scheduled import webhooks as scheduled_webhooks
 from scheduled.celery import app
 from scheduled.jobs import run_job
@@ -360,7 +361,7 @@ def test_a_pool_with_an_attempt_in_flight_outlives_another_messages_sweep(
     slow, quick = hook(project, receiver.url("/slow")), hook(project, receiver.url("/quick"))
     write(project)
     slow_ids, quick_ids = pending_of(slow), pending_of(quick)
-    monkeypatch.setattr(scheduled_webhooks, "POOL_IDLE_SECONDS", 0.0)  # every pool idle at once
+    monkeypatch.setattr(webhook_sender, "POOL_IDLE_SECONDS", 0.0)  # every pool idle at once
     outcomes: list[object] = []
     waiting = threading.Thread(
         target=lambda: outcomes.append(in_thread(lambda: deliver(slow_ids, claim="slow")))
@@ -379,7 +380,7 @@ def test_a_pool_idle_for_its_time_is_closed_and_the_next_attempt_connects_again(
     queue, receiver, project, monkeypatch
 ):
     webhook = hook(project, receiver.url())
-    monkeypatch.setattr(scheduled_webhooks, "POOL_IDLE_SECONDS", 0.0)  # idle at once
+    monkeypatch.setattr(webhook_sender, "POOL_IDLE_SECONDS", 0.0)  # idle at once
     for title in ("a", "b"):
         write(project, title)
         pending = WebhookDelivery.objects.filter(status="pending").values_list("pk", flat=True)
